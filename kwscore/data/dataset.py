@@ -1,0 +1,248 @@
+"""One loader for every dataset in the SpeechCommands layout.
+
+:class:`SpeechCommands` walks files with ``torchaudio.datasets.SPEECHCOMMANDS`` (which also knows the
+official ``training`` / ``validation`` / ``testing`` subsets) but decodes them with soundfile, because
+``torchaudio.load`` needs torchcodec + FFmpeg since torchaudio 2.9. An item is torchaudio's tuple::
+
+    (waveform [1, time] float32, sample_rate, label, speaker_id, utterance_number)
+
+The :func:`collate` step is the tutorial's: zero-pad a batch to equal length and turn words into
+class indices, giving ``(waveforms [batch, 1, time], targets [batch])``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from torchaudio.datasets import SPEECHCOMMANDS
+
+from kwscore import audio
+from kwscore.data.layout import dataset_folder, dataset_root, word_folders
+from kwscore.data.words import ALL_WORDS, COMMANDS
+from kwscore.errors import KwsError
+
+SAMPLE_RATE = 16_000
+SUBSETS = ("training", "validation", "testing")
+Item = tuple[torch.Tensor, int, str, str, int]
+
+
+def resolve_commands(commands: str | int | Sequence[str], available: Sequence[str]) -> list[str]:
+    """Turn a commands choice into the sorted list of class labels.
+
+    ``"8"``/``8``: the 8 default commands; ``"35"``/``35``: all Speech Commands words;
+    ``"all"``: every word folder of this dataset (also your own new words); or a list of words.
+    """
+    choice = str(commands) if isinstance(commands, int | str) else None
+    if choice in ("8", "commands"):
+        words = list(COMMANDS)
+    elif choice == "35":
+        words = list(ALL_WORDS)
+    elif choice == "all":
+        words = list(available)
+    elif choice is not None:
+        words = [w.strip() for w in choice.split(",") if w.strip()]
+    else:
+        words = list(commands)
+    unknown = [w for w in words if w not in available]
+    if unknown:
+        raise KwsError(
+            f"Unknown command(s) {', '.join(unknown)}: this dataset has no such word folder. "
+            f"Pick from: {', '.join(available) or '(none)'}."
+        )
+    if not words:
+        raise KwsError("No words chosen: use commands '8', '35', 'all' or a list of words.")
+    return sorted(set(words))
+
+
+def label_to_index(word: str, labels: Sequence[str]) -> torch.Tensor:
+    """``"yes"`` -> ``tensor(7)``: the word's position in ``labels``."""
+    return torch.tensor(labels.index(word))
+
+
+def index_to_label(index: int | torch.Tensor, labels: Sequence[str]) -> str:
+    """Inverse of :func:`label_to_index`."""
+    return labels[int(index)]
+
+
+def pad_sequence(batch: list[torch.Tensor]) -> torch.Tensor:
+    """Zero-pad waveforms [1, time_i] to the longest: -> [batch, 1, max_time]."""
+    batch = [item.t() for item in batch]
+    padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True, padding_value=0.0)
+    return padded.permute(0, 2, 1)
+
+
+def collate(batch: list[Item | None], labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of items -> (waveforms [batch, 1, time], targets [batch]). Skipped (None) items drop out."""
+    tensors, targets = [], []
+    for item in batch:
+        if item is None:
+            continue
+        waveform, _, label, *_ = item
+        tensors.append(waveform)
+        targets.append(label_to_index(label, labels))
+    if not tensors:
+        return torch.zeros(0, 1, 0), torch.zeros(0, dtype=torch.long)
+    return pad_sequence(tensors), torch.stack(targets)
+
+
+def make_collate(labels: Sequence[str]) -> Callable[[list[Item | None]], tuple[torch.Tensor, torch.Tensor]]:
+    """A ``collate_fn`` for DataLoader that knows the label order."""
+    labels = list(labels)
+
+    def collate_fn(batch):
+        return collate(batch, labels)
+
+    return collate_fn
+
+
+def check_layout(root: str | os.PathLike) -> Path:
+    """Raise a friendly error unless ROOT is a dataset in the SpeechCommands layout."""
+    folder = dataset_folder(root)
+    hint = (
+        "Expected ROOT/SpeechCommands/speech_commands_v0.02/<word>/<speaker>_nohash_<n>.wav. "
+        "Create the embedded data with `kwscore data synth`, or download the real set with "
+        "`kwscore data download`."
+    )
+    if not folder.is_dir():
+        raise KwsError(f"No dataset at {root}: the folder {folder} does not exist. {hint}")
+    if not word_folders(root):
+        raise KwsError(f"The dataset at {root} has no word folders (is it half-written?). {hint}")
+    return folder
+
+
+class SpeechCommands(Dataset):
+    """Speech Commands (or any folder in its layout), decoded with soundfile.
+
+    Args:
+        root: dataset ROOT (the folder holding ``SpeechCommands/``), or the inner folder.
+        subset: ``None`` (everything), ``"training"``, ``"validation"`` or ``"testing"``.
+        commands: ``"8"``, ``"35"``, ``"all"`` or a list of words (see :func:`resolve_commands`).
+        sample_rate: resample every clip to this rate once, when decoded (e.g. 8000 for M5).
+        cache: keep decoded clips in memory, so epochs after the first do no file I/O.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        subset: str | None = None,
+        commands: str | int | Sequence[str] = "8",
+        sample_rate: int = SAMPLE_RATE,
+        cache: bool = False,
+    ) -> None:
+        if subset not in (None, *SUBSETS):
+            raise KwsError(f"subset must be one of {', '.join(SUBSETS)} or None, not {subset!r}.")
+        folder = check_layout(root)
+        self.root = dataset_root(root)
+        self.subset = subset
+        self.sample_rate = int(sample_rate)
+        self.labels = resolve_commands(commands, word_folders(self.root))
+        try:
+            self._sc = SPEECHCOMMANDS(self.root, download=False, subset=subset)
+        except FileNotFoundError as exc:
+            raise KwsError(
+                f"The dataset at {root} has no {Path(exc.filename).name}, so it has no official "
+                f"{subset} split. Add validation_list.txt and testing_list.txt to {folder}."
+            ) from exc
+        wanted = set(self.labels)
+        # metadata: (relpath, sample_rate, label, speaker_id, utterance_number) per clip
+        self._meta = [m for m in map(self._sc.get_metadata, range(len(self._sc))) if m[2] in wanted]
+        if not self._meta:
+            raise KwsError(
+                f"The {subset or 'whole'} split of {root} has no clips of {', '.join(self.labels)}. "
+                "Check the split lists or choose other words."
+            )
+        self._cache: dict[int, torch.Tensor | None] | None = {} if cache else None
+        self._warned: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._meta)
+
+    def path(self, n: int) -> Path:
+        """Absolute path of the n-th clip."""
+        return Path(self._sc._archive) / self._meta[n][0]
+
+    def clip_id(self, n: int) -> str:
+        """``"yes/0a7c2a8d_nohash_1.wav"``: how the split lists name the n-th clip."""
+        return "/".join(Path(self._meta[n][0]).parts[-2:])
+
+    def get_metadata(self, n: int) -> tuple[str, int, str, str, int]:
+        """Like torchaudio's: (relative path, sample rate, label, speaker, utterance) without decoding."""
+        relpath, _, label, speaker, utt = self._meta[n]
+        return relpath, self.sample_rate, label, speaker, utt
+
+    def decode(self, n: int) -> torch.Tensor | None:
+        """Decode clip n to mono [1, time] at :attr:`sample_rate`; None (and a warning) if corrupt."""
+        path = self.path(n)
+        try:
+            waveform, sr = audio.load(path)
+        except KwsError as exc:
+            self._warn(str(path), f"skipping corrupt clip: {exc}")
+            return None
+        if waveform.numel() == 0:
+            self._warn(str(path), f"skipping empty clip {path}")
+            return None
+        if sr != SAMPLE_RATE:
+            self._warn(str(path), f"{path} is {sr} Hz, not 16 kHz: resampling it")
+        return audio.resample(audio.to_mono(waveform), sr, self.sample_rate)
+
+    def _warn(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, stacklevel=3)
+
+    def waveform(self, n: int) -> torch.Tensor | None:
+        """The n-th waveform [1, time], from the cache when enabled."""
+        if self._cache is None:
+            return self.decode(n)
+        if n not in self._cache:
+            self._cache[n] = self.decode(n)
+        return self._cache[n]
+
+    def __getitem__(self, n: int) -> Item | None:
+        waveform = self.waveform(n)
+        if waveform is None:
+            return None  # collate() drops it: one bad file never stops an epoch
+        _, _, label, speaker, utt = self._meta[n]
+        return waveform, self.sample_rate, label, speaker, utt
+
+    def preload(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Decode every clip into the cache now (enables the cache if it was off)."""
+        if self._cache is None:
+            self._cache = {}
+        for n in range(len(self)):
+            self.waveform(n)
+            if progress and (n % 200 == 0 or n == len(self) - 1):
+                progress(n + 1, len(self))
+
+    def cache_bytes(self) -> int:
+        """Memory held by cached waveforms, in bytes."""
+        if not self._cache:
+            return 0
+        return sum(w.numel() * w.element_size() for w in self._cache.values() if w is not None)
+
+    def targets(self) -> torch.Tensor:
+        """Class index of every clip [len(self)] (no decoding)."""
+        return torch.tensor([self.labels.index(m[2]) for m in self._meta])
+
+    def speakers(self) -> list[str]:
+        """Speaker id of every clip (no decoding)."""
+        return [m[3] for m in self._meta]
+
+    def select(self, indices: Sequence[int]) -> SpeechCommands:
+        """A view of this dataset with only the clips at ``indices`` (shares the cache)."""
+        view = object.__new__(SpeechCommands)
+        view.__dict__.update(self.__dict__)
+        view._meta = [self._meta[i] for i in indices]
+        view._cache = None if self._cache is None else {}
+        if self._cache:
+            view._cache = {j: self._cache[i] for j, i in enumerate(indices) if i in self._cache}
+        return view
+
+    def collate_fn(self, batch: list[Item | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`collate` with this dataset's labels, for ``DataLoader(collate_fn=...)``."""
+        return collate(batch, self.labels)

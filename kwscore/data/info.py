@@ -1,0 +1,116 @@
+"""What is in a dataset: words, clips and speakers per split, durations, split hygiene.
+
+Reading only file headers (``soundfile.info``), so it is quick even for thousands of clips.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from kwscore.data.dataset import check_layout
+from kwscore.data.layout import FILENAME_RE, dataset_root, noise_files, word_folders
+from kwscore.data.synth import read_manifest
+
+SPLITS = ("training", "validation", "testing")
+
+
+@dataclass
+class DatasetInfo:
+    """Summary of a dataset in the SpeechCommands layout."""
+
+    root: Path
+    name: str
+    words: list[str]
+    clips: dict[str, Counter] = field(default_factory=dict)  # split -> word -> count
+    speakers: dict[str, set] = field(default_factory=dict)  # split -> speaker ids
+    durations: list[float] = field(default_factory=list)  # seconds, every clip
+    sample_rates: Counter = field(default_factory=Counter)
+    noises: list[str] = field(default_factory=list)
+    has_split_lists: bool = True
+
+    def total(self, split: str | None = None) -> int:
+        splits = [split] if split else SPLITS
+        return sum(sum(self.clips[s].values()) for s in splits)
+
+    def overlapping_speakers(self) -> dict[str, set]:
+        """Speakers found in two splits (should be empty: splits are by speaker)."""
+        out = {}
+        for i, a in enumerate(SPLITS):
+            for b in SPLITS[i + 1 :]:
+                both = self.speakers[a] & self.speakers[b]
+                if both:
+                    out[f"{a}/{b}"] = both
+        return out
+
+    def duration_stats(self) -> dict[str, float]:
+        d = np.asarray(self.durations or [0.0])
+        return {"min": float(d.min()), "mean": float(d.mean()), "max": float(d.max())}
+
+    def format(self) -> str:
+        """A human-readable report (what ``kwscore data info`` prints)."""
+        lines = [f"Dataset: {self.name}", f"Root:    {self.root}", f"Words ({len(self.words)}): {', '.join(self.words)}"]
+        lines.append(f"{'split':<12}{'clips':>8}{'speakers':>10}")
+        for s in SPLITS:
+            lines.append(f"{s:<12}{self.total(s):>8}{len(self.speakers[s]):>10}")
+        st = self.duration_stats()
+        lines.append(f"Duration (s): min {st['min']:.3f}, mean {st['mean']:.3f}, max {st['max']:.3f}")
+        rates = ", ".join(f"{sr} Hz × {n}" for sr, n in sorted(self.sample_rates.items()))
+        lines.append(f"Sample rates: {rates}")
+        lines.append(f"Background noises: {', '.join(self.noises) or 'none'}")
+        if not self.has_split_lists:
+            lines.append("Split lists: missing (validation_list.txt / testing_list.txt): all clips count as training")
+        overlap = self.overlapping_speakers()
+        if overlap:
+            for pair, ids in overlap.items():
+                lines.append(f"WARNING: {len(ids)} speaker(s) in both {pair}: {', '.join(sorted(ids)[:5])}")
+        else:
+            lines.append("Splits are speaker-disjoint: OK")
+        return "\n".join(lines)
+
+
+def _read_list(path: Path) -> set[str]:
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
+
+
+def dataset_name(root: str | os.PathLike) -> str:
+    """A display name: the generator from the manifest, else the folder name."""
+    manifest = read_manifest(root)
+    if manifest:
+        c = manifest["counts"]
+        return f"Synthetic speech (espeak-ng, {c['speakers']} speakers, seed {manifest['params']['seed']})"
+    return f"Speech Commands layout: {dataset_root(root).name}"
+
+
+def dataset_info(root: str | os.PathLike, with_durations: bool = True) -> DatasetInfo:
+    """Scan a dataset: counts per split and word, speakers per split, clip durations."""
+    folder = check_layout(root)
+    val, test = _read_list(folder / "validation_list.txt"), _read_list(folder / "testing_list.txt")
+    info = DatasetInfo(root=dataset_root(root), name=dataset_name(root), words=word_folders(root))
+    info.has_split_lists = (folder / "validation_list.txt").exists() and (folder / "testing_list.txt").exists()
+    info.clips = {s: Counter() for s in SPLITS}
+    info.speakers = defaultdict(set)
+    for word in info.words:
+        for path in sorted((folder / word).glob("*.wav")):
+            m = FILENAME_RE.match(path.name)
+            if not m:
+                continue
+            rel = f"{word}/{path.name}"
+            split = "validation" if rel in val else "testing" if rel in test else "training"
+            info.clips[split][word] += 1
+            info.speakers[split].add(m["speaker"])
+            if with_durations:
+                try:
+                    meta = sf.info(str(path))
+                except (sf.LibsndfileError, RuntimeError):
+                    continue  # corrupt clip: the loader skips it with a warning
+                info.durations.append(meta.frames / meta.samplerate)
+                info.sample_rates[meta.samplerate] += 1
+    info.speakers = {s: info.speakers[s] for s in SPLITS}
+    info.noises = [p.name for p in noise_files(root)]
+    return info

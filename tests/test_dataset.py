@@ -1,0 +1,157 @@
+"""One loader for every dataset: synthetic, downloaded, the shared real set, any folder."""
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader
+
+from kwscore.data.dataset import (
+    SpeechCommands,
+    collate,
+    index_to_label,
+    label_to_index,
+    pad_sequence,
+    resolve_commands,
+)
+from kwscore.data.info import dataset_info
+from kwscore.data.layout import dataset_folder
+from kwscore.data.words import ALL_WORDS, COMMANDS
+from kwscore.errors import KwsError
+
+
+def test_subsets_follow_the_official_lists(small_synth):
+    folder = dataset_folder(small_synth)
+    val = set((folder / "validation_list.txt").read_text().split())
+    test = set((folder / "testing_list.txt").read_text().split())
+    ds = {s: SpeechCommands(small_synth, s) for s in ("training", "validation", "testing")}
+    assert {ds["validation"].clip_id(i) for i in range(len(ds["validation"]))} == val
+    assert {ds["testing"].clip_id(i) for i in range(len(ds["testing"]))} == test
+    assert len(ds["training"]) == 160 - len(val) - len(test)
+    spk = {s: set(d.speakers()) for s, d in ds.items()}
+    assert not (spk["training"] & spk["validation"]) and not (spk["training"] & spk["testing"])
+
+
+def test_item_is_torchaudios_tuple(small_synth):
+    waveform, sr, label, speaker, utt = SpeechCommands(small_synth, "training")[0]
+    assert waveform.shape == (1, 16000) and waveform.dtype == torch.float32
+    assert sr == 16000 and label in COMMANDS and len(speaker) == 8 and utt in (0, 1)
+    assert waveform.abs().max() <= 1.0
+
+
+def test_resampling_on_decode(small_synth):
+    ds = SpeechCommands(small_synth, "testing", sample_rate=8000)
+    waveform, sr, *_ = ds[0]
+    assert sr == 8000 and waveform.shape == (1, 8000)
+
+
+def test_commands_filter(small_synth):
+    assert resolve_commands("8", COMMANDS) == sorted(COMMANDS)
+    assert resolve_commands(["yes", "no"], COMMANDS) == ["no", "yes"]
+    assert resolve_commands("yes,no", COMMANDS) == ["no", "yes"]
+    assert resolve_commands("35", ALL_WORDS) == sorted(ALL_WORDS)
+    ds = SpeechCommands(small_synth, None, commands=["yes", "no"])
+    assert {ds.get_metadata(i)[2] for i in range(len(ds))} == {"yes", "no"} and len(ds) == 40
+    with pytest.raises(KwsError, match="Unknown command.*marvin"):
+        SpeechCommands(small_synth, commands="35")  # the small set has only the 8 commands
+    with pytest.raises(KwsError, match="Unknown command.*bogus"):
+        resolve_commands(["bogus"], COMMANDS)
+
+
+def test_labels_round_trip():
+    labels = sorted(COMMANDS)
+    for word in labels:
+        assert index_to_label(label_to_index(word, labels), labels) == word
+    assert label_to_index("yes", labels).item() == 7
+
+
+def test_collate_pads_to_the_longest():
+    a, b = torch.ones(1, 100), torch.full((1, 60), 0.5)
+    batch = pad_sequence([a, b])
+    assert batch.shape == (2, 1, 100)
+    assert torch.all(batch[1, 0, 60:] == 0) and torch.all(batch[1, 0, :60] == 0.5)
+    waves, targets = collate([(a, 16000, "yes", "s", 0), None, (b, 16000, "no", "s", 0)], ["no", "yes"])
+    assert waves.shape == (2, 1, 100) and targets.tolist() == [1, 0]
+
+
+def test_dataloader_batches(small_synth):
+    ds = SpeechCommands(small_synth, "training")
+    waves, targets = next(iter(DataLoader(ds, batch_size=16, shuffle=True, collate_fn=ds.collate_fn)))
+    assert waves.shape == (16, 1, 16000) and targets.shape == (16,) and targets.max() < 8
+
+
+def test_cache_avoids_file_io(small_synth, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(small_synth, copy)
+    ds = SpeechCommands(copy, "validation", cache=True)
+    ds.preload()
+    first = ds[0][0].clone()
+    assert ds.cache_bytes() == len(ds) * 16000 * 4
+    shutil.rmtree(dataset_folder(copy) / "yes")  # files gone: the cache still serves them
+    assert all(ds[i] is not None for i in range(len(ds)))
+    assert torch.equal(ds[0][0], first)
+
+
+def test_corrupt_and_foreign_rate_files(small_synth, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(small_synth, copy)
+    folder = dataset_folder(copy)
+    (folder / "yes" / "deadbeef_nohash_0.wav").write_bytes(b"RIFF not really a wav")
+    sf.write(folder / "no" / "cafecafe_nohash_0.wav", np.sin(np.arange(44100) / 10) * 0.3, 44100)
+    ds = SpeechCommands(copy, "training")
+    bad = next(i for i in range(len(ds)) if ds.clip_id(i) == "yes/deadbeef_nohash_0.wav")
+    odd = next(i for i in range(len(ds)) if ds.clip_id(i) == "no/cafecafe_nohash_0.wav")
+    with pytest.warns(UserWarning, match="corrupt"):
+        assert ds[bad] is None
+    with pytest.warns(UserWarning, match="44100 Hz"):
+        assert ds[odd][0].shape == (1, 16000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batches = list(DataLoader(ds, batch_size=32, collate_fn=ds.collate_fn))
+    assert sum(len(t) for _, t in batches) == len(ds) - 1, "a corrupt clip is skipped, the epoch goes on"
+
+
+def test_missing_and_half_written_datasets(tmp_path):
+    with pytest.raises(KwsError, match="does not exist.*kwscore data synth"):
+        SpeechCommands(tmp_path / "nothing")
+    dataset_folder(tmp_path).mkdir(parents=True)
+    with pytest.raises(KwsError, match="no word folders"):
+        SpeechCommands(tmp_path)
+
+
+def test_missing_split_list_and_empty_split(small_synth, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(small_synth, copy)
+    (dataset_folder(copy) / "testing_list.txt").unlink()
+    with pytest.raises(KwsError, match="testing_list.txt"):
+        SpeechCommands(copy, "testing")
+    assert len(SpeechCommands(copy, None)) == 160  # the whole set still works
+    (dataset_folder(copy) / "testing_list.txt").write_text("")
+    with pytest.raises(KwsError, match="testing split.*no clips"):
+        SpeechCommands(copy, "testing")
+    with pytest.raises(KwsError, match="subset must be"):
+        SpeechCommands(copy, "train")
+
+
+def test_info_on_synthetic(small_synth):
+    info = dataset_info(small_synth)
+    assert info.words == sorted(COMMANDS) and info.total() == 160
+    assert len(info.speakers["training"]) == 8 and not info.overlapping_speakers()
+    assert info.duration_stats()["max"] <= 1.0 and info.sample_rates == {16000: 160}
+    assert "speaker-disjoint: OK" in info.format() and "Synthetic speech" in info.name
+
+
+def test_shared_real_set_with_official_splits(shared_real):
+    folder = dataset_folder(shared_real)
+    test_list = set((folder / "testing_list.txt").read_text().split())
+    ds = SpeechCommands(shared_real, "testing", commands="8")
+    assert len(ds) == sum(1 for n in test_list if n.split("/")[0] in COMMANDS) > 100
+    waveform, sr, label, speaker, _ = ds[0]
+    assert sr == 16000 and waveform.shape[0] == 1 and label in COMMANDS
+    all35 = SpeechCommands(shared_real, "training", commands="35")
+    assert all35.labels == sorted(ALL_WORDS)
+    info = dataset_info(shared_real, with_durations=False)
+    assert not info.overlapping_speakers() and len(info.words) == 35
