@@ -13,8 +13,13 @@ if str(ROOT) not in sys.path:  # make `kwscore` and `dashboard` importable witho
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
+import torch  # noqa: E402
 
 from dashboard import ui  # noqa: E402
+
+# Pages do per-clip work (one spectrogram, one augmentation): one thread is fastest on these 2-core
+# machines, where a training job keeps the other core busy (with 2 threads every small op waits ~8 ms).
+torch.set_num_threads(1)
 
 st.set_page_config(page_title="KWS Studio", page_icon="🎙️", layout="wide")
 ui.ensure_embedded_dataset()

@@ -5,17 +5,37 @@ Pages stay thin: they call these helpers and kwscore, and draw widgets and plots
 
 from __future__ import annotations
 
+import functools
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import streamlit as st
+import torch
 
-from kwscore import paths
+from kwscore import audio, paths
+from kwscore.augment import AugmentConfig, load_noises
+from kwscore.augment import preset as augment_preset
 from kwscore.data.catalog import DatasetEntry, known_datasets
-from kwscore.data.dataset import check_layout
-from kwscore.data.info import DatasetInfo, dataset_info
-from kwscore.data.layout import dataset_folder
+from kwscore.data.dataset import SAMPLE_RATE, check_layout
+from kwscore.data.info import SPLITS, DatasetInfo, dataset_info
+from kwscore.data.layout import FILENAME_RE, dataset_folder, noise_files, word_folders
 from kwscore.data.synth import SynthParams, generate, is_complete
+from kwscore.data.words import NOISE_FOLDER
 from kwscore.errors import KwsError
+from kwscore.features import (
+    FeatureConfig,
+    SliderRanges,
+    TeachingNumbers,
+    max_valid_n_mels,
+    teaching_numbers,
+    valid_choices,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES_DIR = REPO / "pages"
@@ -131,3 +151,358 @@ def load_info(root: Path | None) -> DatasetInfo | None:
     except (KwsError, OSError) as exc:
         st.error(str(exc) if isinstance(exc, KwsError) else f"Cannot read {root}: {exc}")
         return None
+
+
+# ============================================================================================
+# Settings carried between pages
+#
+# Streamlit deletes a widget's state when the widget is not drawn (another page is open), so the
+# values that travel between pages live under plain session-state keys, and widgets are (re)filled
+# from them before they are drawn:
+#
+#   "feature_config"  FeatureConfig.to_dict()   chosen in the Spectrogram lab
+#   "augment_config"  AugmentConfig.to_dict()   chosen in the Augmentation lab
+#   "clip"            {"root", "clip_id"}       the clip picked on Explore / the labs
+#   "_kept"           {widget key: value}       last value of every widget drawn with kept()
+# ============================================================================================
+
+FEATURE_KEY = "feature_config"
+AUGMENT_KEY = "augment_config"
+CLIP_KEY = "clip"
+KEPT_KEY = "_kept"
+
+
+def feature_config() -> FeatureConfig:
+    """The front end chosen in the Spectrogram lab (the default FeatureConfig until then)."""
+    data = st.session_state.get(FEATURE_KEY)
+    if data:
+        try:
+            config = FeatureConfig.from_dict(data)
+        except (KwsError, TypeError):
+            return FeatureConfig()  # a stale or hand-edited value: fall back to the default
+        if not problems(config):
+            return config
+    return FeatureConfig()
+
+
+def set_feature_config(config: FeatureConfig) -> None:
+    st.session_state[FEATURE_KEY] = config.to_dict()
+
+
+def augment_config(default: str = "standard") -> AugmentConfig:
+    """The augmentation recipe chosen in the Augmentation lab (the ``default`` preset until then)."""
+    data = st.session_state.get(AUGMENT_KEY)
+    if data:
+        try:
+            return AugmentConfig.from_dict(data).validate()
+        except (KwsError, TypeError):
+            pass
+    return augment_preset(default)
+
+
+def set_augment_config(config: AugmentConfig) -> None:
+    st.session_state[AUGMENT_KEY] = config.to_dict()
+
+
+def _fit(value: Any, kwargs: dict[str, Any]) -> Any:
+    """Bring a remembered widget value inside the widget's current range / options."""
+    lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+    if lo is not None and hi is not None and value is not None:
+        kind = type(lo)
+
+        def clamp(v: Any) -> Any:
+            return kind(min(max(v, lo), hi))
+
+        if isinstance(value, (tuple, list)):
+            return tuple(clamp(v) for v in value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return clamp(value)
+    options = kwargs.get("options")
+    if options is not None:
+        opts = list(options)
+        if isinstance(value, list):  # multiselect
+            return [v for v in value if v in opts]
+        if isinstance(value, tuple):  # range select_slider
+            return tuple(v if v in opts else opts[0] for v in value)
+        if value not in opts and opts:
+            return opts[0]
+    return value
+
+
+def kept(widget: Callable[..., Any], label: str, *, key: str, default: Any, **kwargs: Any) -> Any:
+    """Draw ``widget(label, key=key, **kwargs)`` whose value survives page changes and hiding.
+
+    The value comes from the widget's own state, else the last value it had (remembered under
+    ``"_kept"``), else ``default``; it is clamped into the current ``min_value``/``max_value`` or
+    ``options``, so a range that moved never raises. Returns the widget's value.
+    """
+    remembered = st.session_state.setdefault(KEPT_KEY, {})
+    current = st.session_state[key] if key in st.session_state else remembered.get(key, default)
+    # Written every run: a widget whose range or options moved is a new widget to Streamlit, and
+    # would otherwise start again from its default instead of this value.
+    st.session_state[key] = _fit(current, kwargs)
+    value = widget(label, key=key, **kwargs)
+    remembered[key] = value
+    return value
+
+
+def forget(prefix: str) -> None:
+    """Drop the widget values (live and remembered) whose keys start with ``prefix``."""
+    remembered = st.session_state.setdefault(KEPT_KEY, {})
+    for key in [k for k in remembered if k.startswith(prefix)]:
+        del remembered[key]
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
+        del st.session_state[key]
+
+
+# ============================================================================================
+# Clips: an index of the dataset, decoding, a picker shared by Explore and the two labs
+# ============================================================================================
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip of a dataset, with what its name and the split lists say about it."""
+
+    root: str
+    clip_id: str  #: "yes/s003_nohash_1.wav", as the split lists name it
+    word: str
+    speaker: str
+    take: int
+    split: str
+
+    @property
+    def path(self) -> Path:
+        return dataset_folder(self.root) / self.clip_id
+
+
+@dataclass(frozen=True)
+class ClipIndex:
+    """Every clip of a dataset (file names only, nothing decoded), with a split/word/speaker tree."""
+
+    root: str
+    table: pd.DataFrame  #: columns clip_id, word, speaker, take, split (sorted)
+    tree: dict[str, dict[str, dict[str, list[int]]]]  #: split -> word -> speaker -> takes
+
+    def clip(self, clip_id: str) -> Clip | None:
+        word, name = clip_id.split("/", 1) if "/" in clip_id else ("", clip_id)
+        m = FILENAME_RE.match(name)
+        if not m:
+            return None
+        speaker, take = m["speaker"], int(m["n"])
+        for split, words in self.tree.items():
+            if take in words.get(word, {}).get(speaker, ()):
+                return Clip(self.root, clip_id, word, speaker, take, split)
+        return None
+
+    def default_clip(self) -> Clip | None:
+        if self.table.empty:
+            return None
+        rows = self.table[(self.table.split == "training") & (self.table.word == "yes")]
+        row = (rows if not rows.empty else self.table).iloc[0]
+        return self.clip(row.clip_id)
+
+
+def _read_list(path: Path) -> set[str]:
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
+
+
+@st.cache_resource(show_spinner="Listing the clips…", max_entries=8)
+def _cached_clip_index(root: str, stamp: float) -> ClipIndex:
+    folder = dataset_folder(root)
+    val, test = _read_list(folder / "validation_list.txt"), _read_list(folder / "testing_list.txt")
+    rows = []
+    tree: dict[str, dict[str, dict[str, list[int]]]] = {s: {} for s in SPLITS}
+    for word in word_folders(root):
+        with os.scandir(folder / word) as entries:
+            names = sorted(e.name for e in entries if e.is_file())
+        for name in names:
+            m = FILENAME_RE.match(name)
+            if not m:
+                continue
+            rel = f"{word}/{name}"
+            split = "validation" if rel in val else "testing" if rel in test else "training"
+            rows.append((rel, word, m["speaker"], int(m["n"]), split))
+            tree[split].setdefault(word, {}).setdefault(m["speaker"], []).append(int(m["n"]))
+    table = pd.DataFrame(rows, columns=["clip_id", "word", "speaker", "take", "split"])
+    tree = {s: words for s, words in tree.items() if words}
+    return ClipIndex(root, table, tree)
+
+
+def clip_index(root: Path | None) -> ClipIndex | None:
+    """The dataset's clip index (cached until its folders change), or None with the reason shown."""
+    if root is None:
+        st.info("Type the path of a dataset folder in the sidebar.")
+        return None
+    try:
+        check_layout(root)
+        index = _cached_clip_index(str(root), _folder_stamp(root))
+    except (KwsError, OSError) as exc:
+        st.error(str(exc) if isinstance(exc, KwsError) else f"Cannot read {root}: {exc}")
+        return None
+    if index.table.empty:
+        st.warning(f"No clips named like `<speaker>_nohash_<n>.wav` were found under {root}.")
+        return None
+    return index
+
+
+def current_clip(index: ClipIndex) -> Clip:
+    """The clip carried between pages, if it belongs to this dataset; else the dataset's default."""
+    saved = st.session_state.get(CLIP_KEY) or {}
+    clip = index.clip(saved["clip_id"]) if saved.get("root") == index.root and saved.get("clip_id") else None
+    return clip or index.default_clip()
+
+
+def set_current_clip(clip: Clip) -> None:
+    st.session_state[CLIP_KEY] = {"root": clip.root, "clip_id": clip.clip_id}
+
+
+def _random_clip(index: ClipIndex, split: str, avoid: str) -> None:
+    """Button callback: a random clip of ``split`` (never the one already shown)."""
+    table = index.table[index.table.split == split]
+    if len(table) > 1:
+        table = table[table.clip_id != avoid]
+    if not table.empty:
+        clip_id = table.clip_id.iloc[random.randrange(len(table))]
+        set_current_clip(index.clip(clip_id))
+
+
+def _first_or(value: Any, options: list) -> Any:
+    return value if value in options else options[0]
+
+
+def clip_picker(key_prefix: str, *, random_label: str = "Random clip") -> Clip | None:
+    """Split / word / speaker / take selectboxes and a random button, shared by the sound pages.
+
+    The choice is carried between pages under ``"clip"``. Widgets use ``<key_prefix>_split`` etc.,
+    filled from the carried clip whenever it changed elsewhere (another page, the random button,
+    a row picked in a list). Options cascade: a speaker appears only under the words they said in
+    that split. Returns the chosen clip, or None (with a message) when the dataset has none.
+    """
+    index = clip_index(current_dataset())
+    if index is None:
+        return None
+    chosen = current_clip(index)
+    keys = {f: f"{key_prefix}_{f}" for f in ("split", "word", "speaker", "take")}
+    synced_key = f"_{key_prefix}_synced"
+    ss = st.session_state
+    if ss.get(synced_key) != (index.root, chosen.clip_id) or any(k not in ss for k in keys.values()):
+        for field_name, key in keys.items():
+            ss[key] = getattr(chosen, field_name)
+    splits = list(index.tree)
+    split = ss[keys["split"]] = _first_or(ss.get(keys["split"]), splits)
+    words = sorted(index.tree[split])
+    word = ss[keys["word"]] = _first_or(ss.get(keys["word"]), words)
+    speakers = sorted(index.tree[split][word])
+    speaker = ss[keys["speaker"]] = _first_or(ss.get(keys["speaker"]), speakers)
+    takes = sorted(index.tree[split][word][speaker])
+    ss[keys["take"]] = _first_or(ss.get(keys["take"]), takes)
+
+    c1, c2, c3, c4, c5 = st.columns([1.1, 1.1, 1.3, 0.7, 1.0], vertical_alignment="bottom")
+    c1.selectbox("Split", splits, key=keys["split"], help="Splits are by speaker: no voice is in two.")
+    c2.selectbox("Word", words, key=keys["word"])
+    c3.selectbox(
+        "Speaker", speakers, key=keys["speaker"], help=f"{len(speakers)} speakers said this word in this split."
+    )
+    c4.selectbox("Take", takes, key=keys["take"], help="Each speaker said each word a few times.")
+    c5.button(
+        random_label,
+        key=f"{key_prefix}_random",
+        icon=":material/casino:",
+        on_click=_random_clip,
+        args=(index, split, chosen.clip_id),
+        width="stretch",
+        help=f"Any clip of the {split} split.",
+    )
+    clip_id = f"{ss[keys['word']]}/{ss[keys['speaker']]}_nohash_{ss[keys['take']]}.wav"
+    clip = index.clip(clip_id) or chosen
+    set_current_clip(clip)
+    ss[synced_key] = (index.root, clip.clip_id)
+    return clip
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _decode(path: str, mtime: float) -> tuple[np.ndarray, int]:
+    waveform, sr = audio.load(path)
+    mono = audio.resample(audio.to_mono(waveform), sr, SAMPLE_RATE)
+    return mono[0].numpy(), sr
+
+
+def load_clip(clip: Clip) -> tuple[torch.Tensor, int] | None:
+    """``(waveform [1, time] at 16 kHz, the file's own sample rate)``, cached; None if unreadable."""
+    try:
+        samples, sr = _decode(str(clip.path), clip.path.stat().st_mtime)
+    except (KwsError, OSError) as exc:
+        st.error(f"Cannot play {clip.clip_id}: {exc}")
+        return None
+    return torch.from_numpy(samples).unsqueeze(0), sr
+
+
+@st.cache_resource(show_spinner="Loading background noises…", max_entries=4)
+def _cached_noises(root: str, stamp: float) -> tuple[list[torch.Tensor], list[str]]:
+    return load_noises(root), [p.name for p in noise_files(root)]
+
+
+def background_noises(root: Path) -> tuple[list[torch.Tensor], list[str]]:
+    """The dataset's ``_background_noise_`` recordings at 16 kHz and their file names (cached)."""
+    folder = dataset_folder(root) / NOISE_FOLDER
+    stamp = folder.stat().st_mtime if folder.is_dir() else 0.0
+    return _cached_noises(str(root), stamp)
+
+
+def play(waveform: torch.Tensor | np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """``st.audio`` of a waveform as 16-bit WAV bytes (float arrays of silence would play NaN)."""
+    st.audio(audio.wav_bytes(waveform, sample_rate), format="audio/wav")
+
+
+# ============================================================================================
+# Feature settings: cached arithmetic and a guard that keeps slider combinations valid
+# ============================================================================================
+
+
+@functools.lru_cache(maxsize=512)
+def problems(config: FeatureConfig) -> tuple[str, ...]:
+    """``config.problems()``, cached per config (it builds a Mel filterbank: ~0.5 ms each time)."""
+    return tuple(config.problems())
+
+
+@functools.lru_cache(maxsize=256)
+def teaching(config: FeatureConfig) -> TeachingNumbers:
+    """:func:`kwscore.features.teaching_numbers` for a 1-s clip, cached per config."""
+    return teaching_numbers(config)
+
+
+@functools.lru_cache(maxsize=256)
+def slider_ranges(config: FeatureConfig) -> SliderRanges:
+    """:func:`kwscore.features.valid_choices`, cached per config."""
+    return valid_choices(config)
+
+
+def fit_feature_config(config: FeatureConfig) -> tuple[FeatureConfig, list[str]]:
+    """Make the smallest changes that turn ``config`` valid, each explained in a sentence.
+
+    Only ``n_fft`` (all powers of two are offered) can break the others: a window longer than the
+    FFT is shortened, then the hop, then the number of Mel bands is lowered until none is empty.
+    """
+    notes: list[str] = []
+    c = config
+    if c.win_length > c.n_fft:
+        notes.append(
+            f"An n_fft of {c.n_fft} cannot hold a {c.win_length}-sample window: the window was "
+            f"shortened to {c.n_fft} samples ({1000 * c.n_fft / c.sample_rate:g} ms)."
+        )
+        c = replace(c, win_length=c.n_fft)
+    if c.hop_length > c.win_length:
+        notes.append(f"The hop was shortened to the window, {c.win_length} samples: a longer hop would skip audio.")
+        c = replace(c, hop_length=c.win_length)
+    if not problems(c):
+        return c, notes
+    best = max_valid_n_mels(c)
+    if best < c.n_mels and best >= 1:
+        notes.append(
+            f"With n_fft={c.n_fft} the FFT bins are {c.sample_rate / c.n_fft:g} Hz apart, so at most "
+            f"{best} Mel bands up to {c.f_max_hz:g} Hz each catch a bin: n_mels was lowered from "
+            f"{c.n_mels} to {best}."
+        )
+        c = replace(c, n_mels=best)
+    return c, notes

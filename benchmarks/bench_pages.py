@@ -1,0 +1,169 @@
+"""Server-side time per rerun of the Spectrogram lab, against a trivial one-slider plotly page.
+
+    .venv/bin/python benchmarks/bench_pages.py [--runs 21] [--no-save]
+
+Both pages run under ``streamlit.testing.v1.AppTest`` (the real script, no browser): set a widget's
+value, ``.run()``, time it. AppTest compiles the entry script and the page again on every run (a
+fresh ``ScriptCache`` per run: ~60 ms for a 300-line page on a busy 2-core machine), which the server
+does only once, so each page is timed twice: as AppTest does it, and with one script cache kept
+across reruns, as ``streamlit run`` does. The Spectrogram lab moves a different setting each rerun (hop, n_mels,
+window length, n_fft, f_max, top_db, window function, round and round); the trivial page (written to
+a temporary file: one slider -> one 40 x 101 plotly heatmap) is the floor any Streamlit page pays.
+The ratio says how much our page adds. The Explore and Augmentation pages and the bare Mel
+computation are timed as well. Uses the embedded dataset under ``KWS_DATA_DIR`` (made if missing).
+Appends a dated section to ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import streamlit.testing.v1.app_test as app_test  # noqa: E402
+from common import REPO, append_results, machine, time_it  # noqa: E402
+from streamlit.runtime.scriptrunner.script_cache import ScriptCache  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = str(REPO / "dashboard" / "app.py")
+
+TRIVIAL_PAGE = """
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+n = st.slider("seed", 0, 1000, 0, key="seed")
+z = np.random.default_rng(n).standard_normal((40, 101)).astype(np.float32)
+st.plotly_chart(go.Figure(go.Heatmap(z=z, colorscale="Magma")))
+"""
+
+#: (widget accessor, key, two values to alternate between) for the Spectrogram lab.
+SPECTROGRAM_MOVES = [
+    ("slider", "spec_hop", (320, 160)),
+    ("slider", "spec_n_mels", (64, 40)),
+    ("slider", "spec_win", (400, 480)),
+    ("select_slider", "spec_n_fft", (1024, 512)),
+    ("slider", "spec_f_max", (7000, 8000)),
+    ("slider", "spec_top_db", (60, 80)),
+    ("radio", "spec_window", ("hamming", "hann")),
+]
+
+
+def time_reruns(at: AppTest, move: Callable[[AppTest, int], None], runs: int) -> list[float]:
+    """ms per ``at.run()`` after ``move(at, i)`` changed a widget, ``runs`` times."""
+    times = []
+    for i in range(runs):
+        move(at, i)
+        t0 = time.perf_counter()
+        at.run()
+        times.append((time.perf_counter() - t0) * 1000.0)
+        if at.exception:
+            raise RuntimeError(f"the page raised: {at.exception}")
+    return times
+
+
+def spectrogram_move(at: AppTest, i: int) -> None:
+    kind, key, values = SPECTROGRAM_MOVES[i % len(SPECTROGRAM_MOVES)]
+    getattr(at, kind)(key=key).set_value(values[(i // len(SPECTROGRAM_MOVES)) % 2])
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180).run()  # first run may synthesise the dataset
+    at.switch_page(f"../pages/{name}.py").run()
+    if at.exception:
+        raise RuntimeError(f"{name} raised: {at.exception}")
+    return at
+
+
+def keep_script_cache(keep: bool) -> None:
+    """Reuse one compiled-script cache across AppTest runs (what the server does), or not."""
+    shared = ScriptCache()
+    app_test.ScriptCache = (lambda: shared) if keep else ScriptCache
+
+
+def row(name: str, times: list[float], floor: float | None) -> str:
+    med = statistics.median(times)
+    p90 = sorted(times)[max(0, round(0.9 * len(times)) - 1)]
+    ratio = f"{med / floor:.1f}×" if floor else "1.0× (floor)"
+    return f"| {name} | {med:.1f} | {p90:.1f} | {min(times):.1f} | {len(times)} | {ratio} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=21, help="timed reruns per page (default 21)")
+    parser.add_argument("--no-save", action="store_true", help="print only, do not append to RESULTS.md")
+    args = parser.parse_args()
+
+    results: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        trivial_path = Path(tmp) / "trivial.py"
+        trivial_path.write_text(TRIVIAL_PAGE)
+        for keep in (False, True):
+            keep_script_cache(keep)
+            how = "script cache kept" if keep else "AppTest as is"
+            trivial = AppTest.from_file(str(trivial_path), default_timeout=60).run()
+            results[f"trivial, {how}"] = time_reruns(
+                trivial, lambda at, i: at.slider(key="seed").set_value(i + 1), args.runs
+            )
+            spec = page("spectrogram")
+            results[f"spectrogram, {how}"] = time_reruns(spec, spectrogram_move, args.runs)
+
+    # With the cache kept from here on: the other side views of the Spectrogram lab, the other pages.
+    views = {}
+    for view in ("Mel filterbank", "Linear STFT vs Mel", "16 kHz → 8 kHz (what M5 hears)"):
+        spec.session_state["spec_view"] = view
+        spec.run()
+        views[view] = time_reruns(spec, spectrogram_move, max(7, args.runs // 3))
+    explore = page("explore")
+    words = explore.selectbox(key="explore_word").options
+    explore_times = time_reruns(
+        explore, lambda at, i: at.selectbox(key="explore_word").select(words[i % len(words)]), args.runs
+    )
+    aug = page("augmentation")  # the "standard" recipe: stretch, pitch, shift, noise, SpecAugment
+    aug_times = time_reruns(aug, lambda at, i: at.button(key="aug_draw").click(), args.runs)
+
+    import torch
+
+    from kwscore.features import FeatureConfig, mel_db
+
+    clip = torch.randn(1, 16000) * 0.1
+    mel_default = time_it(lambda i: mel_db(clip, FeatureConfig()), 50)
+    big = FeatureConfig(n_fft=2048, win_length=2048, hop_length=16, n_mels=128)
+    mel_big = time_it(lambda i: mel_db(clip, big), 20)
+
+    floor_as_is = statistics.median(results["trivial, AppTest as is"])
+    floor = statistics.median(results["trivial, script cache kept"])
+    lines = [
+        f"{machine()}.",
+        "",
+        "Server-side time of one rerun under AppTest (set a widget, `.run()`; the whole app: entry "
+        "point, sidebar, page). The trivial page is one slider -> one 40 × 101 plotly heatmap. The "
+        "Spectrogram lab moves a different setting each rerun (hop, n_mels, window, n_fft, f_max, "
+        "top_db, window function) with the 'Default vs yours' view open (two more heatmaps). "
+        "\"AppTest as is\" recompiles both scripts every rerun; \"script cache kept\" reuses the "
+        "compiled scripts, as `streamlit run` does.",
+        "",
+        "| page, widget moved | median ms | p90 ms | fastest ms | reruns | vs trivial |",
+        "|---|---:|---:|---:|---:|---:|",
+        row("trivial one-slider plotly page, AppTest as is (floor)", results["trivial, AppTest as is"], None),
+        row("Spectrogram lab, AppTest as is", results["spectrogram, AppTest as is"], floor_as_is),
+        row("trivial one-slider plotly page, script cache kept (floor)", results["trivial, script cache kept"], None),
+        row("**Spectrogram lab, script cache kept**", results["spectrogram, script cache kept"], floor),
+        *(row(f"Spectrogram lab, view '{v}' open, script cache kept", t, floor) for v, t in views.items()),
+        row("Explore, another word, script cache kept", explore_times, floor),
+        row("Augmentation lab, 'Draw again' (standard recipe), script cache kept", aug_times, floor),
+        "",
+        f"`mel_db` on a 1-s clip: default front end (40 × 101) {mel_default[0]:.2f} ms median; "
+        f"n_fft 2048, hop 16, 128 bands (128 × 1001, the heaviest slider corner) {mel_big[0]:.2f} ms.",
+    ]
+    append_results("bench_pages", "\n".join(lines), save=not args.no_save)
+
+
+if __name__ == "__main__":
+    main()

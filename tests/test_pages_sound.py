@@ -1,0 +1,320 @@
+"""The sound pages (Explore, Spectrogram lab, Augmentation lab) under AppTest: real pages, no browser.
+
+Figures are read back from the plotly spec the page sends, so the assertions are on what a student
+would see (array shapes, values, masks), not on the code that made them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.ui import fit_feature_config
+from kwscore.augment import AugmentConfig
+from kwscore.features import FeatureConfig
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+def open_page(name: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page(f"../pages/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The plotly spec of the chart drawn with ``key=``."""
+    found = [json.loads(e.proto.spec) for e in at.get("plotly_chart") if e.proto.id.endswith(f"-{key}")]
+    assert found, f"no chart {key!r}"
+    return found[0]
+
+
+def has_chart(at: AppTest, key: str) -> bool:
+    return any(e.proto.id.endswith(f"-{key}") for e in at.get("plotly_chart"))
+
+
+def array(value) -> np.ndarray:
+    """A plotly array: a list, or a typed array ``{"dtype", "bdata", "shape"}``."""
+    if isinstance(value, dict):
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        if "shape" in value:
+            arr = arr.reshape([int(s) for s in str(value["shape"]).split(",")])
+        return arr
+    return np.asarray(value, dtype=float)
+
+
+def z(at: AppTest, key: str) -> np.ndarray:
+    return array(chart(at, key)["data"][0]["z"])
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def audio_urls(at: AppTest) -> list[str]:
+    return [e.proto.url for e in at.get("audio")]
+
+
+def numbers_text(at: AppTest) -> str:
+    """Everything the teaching-numbers panel shows: metrics and the worked-out table."""
+    return json.dumps(metrics(at)) + "".join(m.value for m in at.markdown if "worked out" in m.value)
+
+
+# ------------------------------------------------------------------------------------------------
+# Explore
+# ------------------------------------------------------------------------------------------------
+
+
+def test_explore_shows_a_clip_and_the_dataset(kws_env):
+    at = open_page("explore")
+    wave = chart(at, "explore_waveform")
+    assert array(wave["data"][0]["y"]).shape == (16000,)
+    assert wave["data"][0]["dx"] == pytest.approx(1 / 16000)
+    m = metrics(at)
+    assert m["Tensor shape"] == "[1, 16000]" and m["Sample rate"] == "16000 Hz" and m["Duration"] == "1.000 s"
+    assert len(audio_urls(at)) == 1
+    words = chart(at, "explore_words")["data"]
+    assert [t["name"] for t in words] == ["training", "validation", "testing"] and len(words[0]["x"]) == 35
+    assert list(array(chart(at, "explore_speakers")["data"][0]["y"])) == [32, 4, 4]
+    assert at.dataframe, "the sample list"
+
+    before = (at.session_state["clip"]["clip_id"], audio_urls(at))
+    at.selectbox(key="explore_word").select("stop").run()
+    assert not at.exception
+    assert at.session_state["clip"]["clip_id"].startswith("stop/")
+    assert "“stop”" in chart(at, "explore_waveform")["layout"]["title"]["text"]
+    assert audio_urls(at) != before[1]
+    speakers = at.selectbox(key="explore_speaker").options
+    at.selectbox(key="explore_speaker").select(speakers[-1]).run()
+    assert at.session_state["clip"]["clip_id"].startswith(f"stop/{speakers[-1]}_nohash_")
+
+    # the random button draws another clip of the same split, and the selectboxes follow it
+    at.selectbox(key="explore_split").select("testing").run()
+    first = at.session_state["clip"]["clip_id"]
+    at.button(key="explore_random").click().run()
+    assert not at.exception
+    clip = at.session_state["clip"]["clip_id"]
+    assert clip != first
+    word, name = clip.split("/")
+    assert at.selectbox(key="explore_word").value == word
+    assert name.startswith(at.selectbox(key="explore_speaker").value)
+    assert at.selectbox(key="explore_split").value == "testing"
+
+
+def test_the_clip_travels_between_the_sound_pages(kws_env):
+    at = open_page("explore")
+    at.selectbox(key="explore_word").select("left").run()
+    at.selectbox(key="explore_take").select(2).run()
+    chosen = at.session_state["clip"]["clip_id"]
+    speaker = at.selectbox(key="explore_speaker").value
+    for page, prefix in (("spectrogram", "spec"), ("augmentation", "aug"), ("explore", "explore")):
+        at.switch_page(f"../pages/{page}.py").run()
+        assert not at.exception, at.exception
+        assert at.selectbox(key=f"{prefix}_word").value == "left"
+        assert at.selectbox(key=f"{prefix}_speaker").value == speaker
+        assert at.selectbox(key=f"{prefix}_take").value == 2
+        assert at.session_state["clip"]["clip_id"] == chosen
+
+
+def test_pages_work_on_the_shared_real_set(kws_env, shared_real):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    picker = at.sidebar.selectbox[0]
+    label = next(o for o in picker.options if o.startswith("Folder:"))
+    picker.select(label).run()
+    at.switch_page("../pages/explore.py").run()
+    assert not at.exception, at.exception
+    assert at.session_state["clip"]["root"] == str(shared_real)
+    assert "yes" in at.selectbox(key="explore_word").options
+    assert metrics(at)["Sample rate"] == "16000 Hz"
+    assert array(chart(at, "explore_waveform")["data"][0]["y"]).size > 8000
+    assert sum(array(chart(at, "explore_speakers")["data"][0]["y"])) > 100  # real speakers, not 40
+    for page in ("spectrogram", "augmentation"):
+        at.switch_page(f"../pages/{page}.py").run()
+        assert not at.exception, at.exception
+        assert at.session_state["clip"]["root"] == str(shared_real)
+        assert at.get("audio")
+
+
+# ------------------------------------------------------------------------------------------------
+# Spectrogram lab
+# ------------------------------------------------------------------------------------------------
+
+#: (widget kind, key, new value, what must then hold for the main spectrogram z, do the numbers change)
+MOVES = [
+    ("slider", "spec_hop", 320, lambda z: z.shape == (40, 51), True),
+    ("slider", "spec_n_mels", 64, lambda z: z.shape == (64, 51), True),
+    ("slider", "spec_win", 400, lambda z: z.shape == (64, 51), True),
+    ("select_slider", "spec_n_fft", 1024, lambda z: z.shape == (64, 51), True),
+    ("slider", "spec_f_max", 4000, lambda z: z.shape == (64, 51), True),
+    ("slider", "spec_top_db", 40, lambda z: float(z.max() - z.min()) <= 40.0 + 1e-3, False),
+    ("radio", "spec_window", "hamming", lambda z: z.shape == (64, 51), False),
+]
+
+
+def test_every_spectrogram_setting_changes_the_picture(kws_env):
+    at = open_page("spectrogram")
+    assert z(at, "spec_main").shape == (40, 101)
+    assert metrics(at)["Model input"] == "40 × 101" and metrics(at)["Hz per FFT bin"] == "31.25"
+    assert len(audio_urls(at)) == 1
+    for kind, key, value, holds, numbers_move in MOVES:
+        before_z, before_numbers = z(at, "spec_main"), numbers_text(at)
+        widget = getattr(at, kind)(key=key)
+        widget.set_value(value).run()
+        assert not at.exception, (key, at.exception)
+        assert not at.error and not at.warning, (key, [e.value for e in at.error], [w.value for w in at.warning])
+        after = z(at, "spec_main")
+        assert holds(after), (key, after.shape)
+        assert after.shape != before_z.shape or not np.allclose(after, before_z), f"{key} did not change the picture"
+        assert (numbers_text(at) != before_numbers) == numbers_move, key
+        field = {"spec_win": "win_length", "spec_hop": "hop_length"}.get(key, key.replace("spec_", ""))
+        assert at.session_state["feature_config"][field] == value, key
+    m = metrics(at)
+    assert m["Hz per FFT bin"] == "15.625" and m["Window (samples)"] == "400" and m["Model input"] == "64 × 51"
+    worked = next(md.value for md in at.markdown if "worked out" in md.value)
+    assert "(400 − 320) / 400" in worked and "16000 / 1024" in worked and "4000 Hz" in worked
+
+
+def test_invalid_combinations_are_explained_not_raised(kws_env):
+    at = open_page("spectrogram")
+    # guarded (default): a smaller FFT than the window shortens the window, with a warning
+    at.select_slider(key="spec_n_fft").set_value(128).run()
+    assert not at.exception
+    notes = " ".join(w.value for w in at.warning)
+    assert "n_fft of 128 cannot hold a 480-sample window" in notes and "n_mels was lowered" in notes
+    cfg = FeatureConfig.from_dict(at.session_state["feature_config"])
+    assert cfg.win_length == 128 and cfg.hop_length == 128 and not cfg.problems()
+    assert z(at, "spec_main").shape == (cfg.n_mels, 126)
+    assert at.slider(key="spec_win").max == 128  # ranges follow: the window can no longer outgrow n_fft
+
+    # free mode: the mistake is shown as an error, the picture waits, other pages keep the last valid config
+    at.toggle(key="spec_free").set_value(True).run()
+    at.slider(key="spec_n_mels").set_value(128).run()
+    assert not at.exception
+    assert at.error and "Mel bands are empty" in at.error[0].value
+    assert not has_chart(at, "spec_main")
+    assert at.session_state["feature_config"] == cfg.to_dict()
+    at.slider(key="spec_n_mels").set_value(20).run()
+    at.slider(key="spec_win").set_value(1024).run()
+    assert not at.exception and "longer than n_fft" in at.error[0].value
+    # back to guarded: repaired automatically
+    at.toggle(key="spec_free").set_value(False).run()
+    assert not at.exception and not at.error and has_chart(at, "spec_main")
+    assert FeatureConfig.from_dict(at.session_state["feature_config"]).win_length == 128
+
+
+def test_side_views_of_the_spectrogram_lab(kws_env):
+    at = open_page("spectrogram")
+    assert z(at, "spec_default").shape == z(at, "spec_yours").shape == (40, 101)
+    at.slider(key="spec_hop").set_value(80).run()
+    assert z(at, "spec_default").shape == (40, 101) and z(at, "spec_yours").shape == (40, 201)
+
+    at.session_state["spec_view"] = "Mel filterbank"
+    at.run()
+    assert not at.exception and not has_chart(at, "spec_default")  # only the open view is computed
+    fb = chart(at, "spec_filterbank")
+    assert "40 triangular Mel filters over 257 FFT bins" in fb["layout"]["title"]["text"]
+    peaks = [y for trace in fb["data"][:2] for y in trace["y"] if y is not None]
+    assert 0.5 < max(peaks) <= 1.0
+    assert array(fb["data"][2]["x"]).size == 257  # one tick per FFT bin
+
+    at.session_state["spec_view"] = "Linear STFT vs Mel"
+    at.run()
+    assert z(at, "spec_linear").shape == (257, 201) and z(at, "spec_mel_again").shape == (40, 201)
+
+    at.session_state["spec_view"] = "16 kHz → 8 kHz (what M5 hears)"
+    at.run()
+    assert not at.exception
+    assert z(at, "spec_16k").shape == (257, 201)
+    low = chart(at, "spec_8k")
+    assert array(low["data"][0]["z"]).shape == (129, 201)  # 30 ms = 240 samples -> n_fft 256; hop 5 ms = 40
+    assert low["layout"]["yaxis"]["range"][1] == 8000  # same axis as 16 kHz: the empty top half shows
+    assert len(audio_urls(at)) == 3
+
+
+def test_feature_config_carries_to_the_augmentation_lab_and_back(kws_env):
+    at = open_page("spectrogram")
+    at.slider(key="spec_n_mels").set_value(64).run()
+    at.slider(key="spec_hop").set_value(320).run()
+    at.switch_page("../pages/augmentation.py").run()
+    assert not at.exception
+    assert z(at, "aug_spec_o").shape == (64, 51)
+    at.switch_page("../pages/spectrogram.py").run()  # widget state was dropped meanwhile: refilled
+    assert at.slider(key="spec_hop").value == 320 and at.slider(key="spec_n_mels").value == 64
+    assert z(at, "spec_main").shape == (64, 51)
+
+
+def test_fit_feature_config_repairs_with_reasons():
+    fixed, notes = fit_feature_config(FeatureConfig(n_fft=256, win_length=480, hop_length=320, n_mels=100))
+    assert (fixed.win_length, fixed.hop_length) == (256, 256) and not fixed.problems()
+    assert fixed.n_mels < 100 and len(notes) == 3
+    assert fit_feature_config(FeatureConfig()) == (FeatureConfig(), [])
+
+
+# ------------------------------------------------------------------------------------------------
+# Augmentation lab
+# ------------------------------------------------------------------------------------------------
+
+
+def table(at: AppTest):
+    return at.table[0].value if at.table else None
+
+
+def test_augmentation_lab_effects_draws_and_masks(kws_env):
+    at = open_page("augmentation")
+    assert len(audio_urls(at)) == 2  # original and augmented
+    rows = table(at)
+    assert list(rows.index) == ["Time stretch", "Pitch shift", "Time shift", "Background noise", "SpecAugment"]
+    assert AugmentConfig.from_dict(at.session_state["augment_config"]).name == "standard"
+    shapes = chart(at, "aug_spec_a")["layout"].get("shapes", [])
+    record = rows.loc["SpecAugment", "drawn this time"]
+    assert len(shapes) == record.count("bands") + record.count("frames") >= 1  # every mask outlined
+    orig_audio, aug_audio = audio_urls(at)
+    assert orig_audio != aug_audio
+
+    # switching an effect on adds its row, changes the sound and the carried recipe
+    at.toggle(key="augw_gain_on").set_value(True).run()
+    assert not at.exception
+    rows = table(at)
+    assert "Gain" in rows.index and rows.loc["Gain", "drawn this time"].startswith("gain_db = ")
+    assert audio_urls(at)[1] != aug_audio and audio_urls(at)[0] == orig_audio
+    recipe = AugmentConfig.from_dict(at.session_state["augment_config"])
+    assert recipe.name == "custom" and "gain" in [s.effect for s in recipe.steps]
+    drawn = rows["drawn this time"].tolist()
+
+    # draw again: new random values from the same ranges
+    seed = at.session_state["aug_seed"]
+    at.button(key="aug_draw").click().run()
+    assert not at.exception and at.session_state["aug_seed"] == seed + 1
+    assert table(at)["drawn this time"].tolist() != drawn
+
+    # a narrower range is honoured, SpecAugment off removes the masks
+    at.slider(key="augw_gain_gain_db").set_value((3.0, 3.0)).run()
+    assert table(at).loc["Gain", "drawn this time"] == "gain_db = 3"
+    at.toggle(key="augw_spec_on").set_value(False).run()
+    assert "SpecAugment" not in table(at).index and not chart(at, "aug_spec_a")["layout"].get("shapes")
+    assert AugmentConfig.from_dict(at.session_state["augment_config"]).spec_augment is None
+
+    # presets: "none" empties the recipe, "strong" switches on compression and coloured noise
+    at.selectbox(key="aug_preset").select("none")
+    next(b for b in at.button if b.label == "Load preset").click().run()
+    assert not at.exception and table(at) is None and at.info
+    assert audio_urls(at)[0] == audio_urls(at)[1]  # nothing applied: the same sound
+    at.selectbox(key="aug_preset").select("strong")
+    next(b for b in at.button if b.label == "Load preset").click().run()
+    assert not at.exception and at.toggle(key="augw_compress_on").value
+    assert AugmentConfig.from_dict(at.session_state["augment_config"]).name == "strong"
+    assert "Coloured noise" in table(at).index
+
+
+def test_augmentation_probability_in_preview(kws_env):
+    at = open_page("augmentation")
+    at.slider(key="augw_time_stretch_p").set_value(0.0).run()
+    assert table(at).loc["Time stretch", "applied"] == "yes"  # the preview applies every effect that is on
+    at.toggle(key="aug_honour_p").set_value(True).run()
+    assert not at.exception and table(at).loc["Time stretch", "applied"].startswith("skipped")
