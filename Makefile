@@ -6,6 +6,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
+CHROMIUM := /usr/bin/chromium
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install dashboard test lint bench clean-data
 
@@ -20,7 +22,12 @@ install: $(STAMP)
 dashboard: install
 	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
 
-test: install
+# Debian's chromium drives the end-to-end browser tests (Playwright's own download does not work here).
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+test: install $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 lint: install

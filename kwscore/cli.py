@@ -4,6 +4,13 @@
     kwscore data download [--root DIR] [--url URL] [--sha256 HEX]
     kwscore data info     [--root DIR]
 
+    kwscore train   --model cnn|m3|m5|m11|m18|m34res --data ROOT [--commands 8|35|all] [--epochs N]
+                    [--augment none|light|standard|strong] [--fraction F] [--background] ...
+    kwscore runs    [--runs-dir DIR]
+    kwscore eval    RUN [--data ROOT] [--subset testing|validation|training|all] [--json]
+    kwscore worker  [--runs-dir DIR] [--concurrency N]
+    kwscore cancel  RUN [--runs-dir DIR]
+
 Mistakes (a missing dataset, a bad parameter) are printed as one friendly line and exit code 2,
 never as a traceback.
 """
@@ -11,6 +18,7 @@ never as a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -72,6 +80,189 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 1 if info.overlapping_speakers() else 0
 
 
+# ---------------------------------------------------------------- training runs
+def _config_from_args(args: argparse.Namespace):
+    from kwscore.runner import default_config
+
+    try:
+        model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else None
+    except ValueError as exc:
+        raise KwsError(f"--model-kwargs must be JSON, e.g. '{{\"n_channel\": 32}}' ({exc}).") from exc
+    return default_config(
+        args.model,
+        data=str(args.data) if args.data else None,
+        commands=args.commands,
+        epochs=args.epochs,
+        augment=args.augment,
+        fraction=args.fraction,
+        fraction_by=args.fraction_by,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        scheduler=args.scheduler,
+        threads=args.threads,
+        max_minutes=args.max_minutes,
+        model_kwargs=model_kwargs,
+    ).validate()
+
+
+class _TrainProgress:
+    """tqdm bar over iterations + one summary line per epoch (the Callbacks of a foreground run)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def on_start(self, info: dict) -> None:
+        from tqdm import tqdm
+
+        sel = info["train_selection"]
+        print(
+            f"{info['n_train']} training clips ({sel['fraction']:.0%} by {sel['by']}, {sel['speakers']} speakers), "
+            f"{info['n_val']} validation clips, {len(info['labels'])} words, {info['n_params']:,} parameters, "
+            f"{info['device']} x {info['threads']} thread(s)",
+            flush=True,
+        )
+        self.bar = tqdm(total=info["total_steps"], desc="training", unit="it", file=sys.stderr, dynamic_ncols=True)
+
+    def on_iteration(self, record: dict) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(epoch=record["epoch"], loss=f"{record['loss']:.3f}", refresh=False)
+
+    def on_epoch(self, record: dict) -> None:
+        line = (
+            f"epoch {record['epoch']}: train loss {record['train_loss']:.3f}, val accuracy "
+            f"{record['val_accuracy']:.1%}, lr {record['lr']:.2g}, {record['samples_per_s']:.0f} clips/s"
+            + (" (best)" if record.get("best") else "")
+        )
+        self.bar.write(line, file=sys.stdout)
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from kwscore import jobs
+    from kwscore.runner import Callbacks, run_training
+
+    config = _config_from_args(args)
+    if args.background:
+        run_id = jobs.launch(config, args.runs_dir)
+        print(f"queued {run_id}; follow it with `kwscore runs`, stop it with `kwscore cancel {run_id}`")
+        print(jobs.run_dir(run_id, args.runs_dir))
+        return 0
+    run_id = jobs.create_run(config, args.runs_dir)
+    folder = jobs.run_dir(run_id, args.runs_dir)
+    print(f"run {run_id}: {config.model} on {config.data}", flush=True)
+    shown = _TrainProgress()
+    try:
+        result = run_training(config, folder, Callbacks(shown.on_start, shown.on_iteration, shown.on_epoch))
+    finally:
+        shown.close()
+    if result.state == "succeeded":
+        r = result.report
+        print(
+            f"test accuracy {r['accuracy']:.1%} ({r['n_correct']}/{r['n_total']}), best epoch {r['best_epoch']} "
+            f"(val {r['best_val_accuracy']:.1%}), {r['duration_s']:.0f} s"
+        )
+    else:
+        print(f"run {result.state}")
+    print(folder)
+    return 0
+
+
+def _fmt_pct(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _fmt_duration(seconds) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kwscore import jobs
+
+    runs = jobs.list_runs(args.runs_dir)
+    if not runs:
+        print(f"No runs in {jobs.runs_root(args.runs_dir)} yet. Start one with `kwscore train --model m5`.")
+        return 0
+    header = ("id", "status", "model", "data", "epochs", "best val", "test", "duration")
+    rows = []
+    for r in runs:
+        data = f"{Path(r.data).name}/{r.commands}" if r.data else "-"
+        epochs = f"{r.epoch or 0}/{r.epochs}" if r.epochs else "-"
+        rows.append((r.run_id, r.state, r.model or "-", data, epochs, _fmt_pct(r.best_val_accuracy),
+                     _fmt_pct(r.test_accuracy), _fmt_duration(r.duration_s)))  # fmt: skip
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    for r in runs:
+        if r.error:
+            print(f"{r.run_id}: {r.error}")
+    return 0
+
+
+def _run_folder(run: str, runs_dir):
+    """RUN on the command line: a run folder, or a run id in the runs folder."""
+    from pathlib import Path
+
+    from kwscore import jobs
+
+    path = Path(run).expanduser()
+    if path.is_dir() and (path / "config.json").exists():
+        return path
+    folder = jobs.run_dir(run, runs_dir)
+    if not folder.is_dir():
+        raise KwsError(f"There is no run {run} in {folder.parent}. `kwscore runs` lists the runs.")
+    return folder
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from kwscore.data.dataset import SpeechCommands
+    from kwscore.evaluation import evaluate, load_run_model
+
+    folder = _run_folder(args.run, args.runs_dir)
+    model, transform, labels, config = load_run_model(folder)
+    data = args.data or config.get("data")
+    if not data:
+        raise KwsError("This run does not say which dataset it used: pass --data ROOT.")
+    subset = None if args.subset == "all" else args.subset
+    dataset = SpeechCommands(data, subset=subset, commands=labels)
+    report = evaluate(model, dataset, transform, labels)
+    if args.json:
+        keys = ("accuracy", "n_correct", "n_total", "labels", "per_class_accuracy", "per_class_total", "confusion")
+        print(json.dumps({k: report[k] for k in keys}, indent=1))
+        return 0
+    print(f"accuracy {report['accuracy']:.1%} ({report['n_correct']}/{report['n_total']}) on the {args.subset} clips of {data}")
+    for label, acc in report["per_class_accuracy"].items():
+        print(f"  {label:>10}  {_fmt_pct(acc):>6}  ({report['per_class_total'][label]} clips)")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from kwscore import jobs
+
+    if not jobs.run_worker(args.runs_dir, args.concurrency):
+        pid = jobs.worker_pid(args.runs_dir)
+        print(f"A worker (pid {pid}) already serves {jobs.runs_root(args.runs_dir)}.")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from kwscore import jobs
+
+    folder = _run_folder(args.run, args.runs_dir)
+    state = jobs.cancel(folder, wait_s=jobs.CANCEL_GRACE_S)
+    print(f"{folder.name}: {state}")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kwscore", description="KWS Studio: keyword spotting, from data to model.")
@@ -96,6 +287,48 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("info", help="words, clips and speakers per split, durations")
     p.add_argument("--root", help=f"dataset root (default {paths.synth_root()})")
     p.set_defaults(func=cmd_data_info)
+
+    runs_help = f"runs folder (default {paths.runs_dir()}, or KWS_RUNS_DIR)"
+    p = sub.add_parser("train", help="train a model with its tuned recipe (foreground, or --background)")
+    p.add_argument("--model", default="m5", help="cnn, m3, m5, m11, m18 or m34res (default m5)")
+    p.add_argument("--data", help=f"dataset root (default: the embedded set, {paths.synth_root()})")
+    p.add_argument("--commands", help="8 (default), 35, all, or a comma-separated list of words")
+    p.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
+    p.add_argument("--augment", help="none, light, standard or strong (default: the recipe's)")
+    p.add_argument("--fraction", type=float, help="share of the training split, e.g. 0.25 (default 1)")
+    p.add_argument("--fraction-by", help="speaker (default) or stratified")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--scheduler", help="step, onecycle, cosine or constant (default: the recipe's)")
+    p.add_argument("--threads", type=int, help="PyTorch threads (default: one per core)")
+    p.add_argument("--max-minutes", type=float, help="stop training after this long, then test")
+    p.add_argument("--model-kwargs", help='model options as JSON, e.g. \'{"n_channel": 64}\'')
+    p.add_argument("--runs-dir", help=runs_help)
+    p.add_argument("--background", action="store_true", help="queue the run and return at once")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", help="list the training runs")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("eval", help="evaluate a run's best checkpoint on a dataset")
+    p.add_argument("run", help="run id (see `kwscore runs`) or run folder")
+    p.add_argument("--data", help="dataset root (default: the one the run trained on)")
+    p.add_argument("--subset", choices=["testing", "validation", "training", "all"], default="testing")
+    p.add_argument("--json", action="store_true", help="print accuracy, per-class accuracy and confusion as JSON")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("worker", help="run queued trainings (the dashboard starts one by itself)")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.add_argument("--concurrency", type=int, help="runs at the same time (default 1, or KWS_WORKERS)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("cancel", help="stop a queued or running run")
+    p.add_argument("run", help="run id or run folder")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.set_defaults(func=cmd_cancel)
     return parser
 
 
@@ -104,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
+            # `--background` leaves the worker running on purpose: no "still running" warning for it
+            warnings.filterwarnings("ignore", "subprocess .* is still running", ResourceWarning)
             return args.func(args)
     except KwsError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,218 @@
+"""Evaluation: how good is a trained model, and where does it go wrong?
+
+:func:`evaluate` runs a model over a dataset and returns a plain, JSON-serialisable report::
+
+    accuracy, n_correct, n_total, loss
+    labels              the class names, in the model's output order
+    per_class_accuracy  {label: accuracy or None (no clip of that class)}
+    per_class_total     {label: number of clips}
+    confusion           [n_labels][n_labels] counts; row = true label, column = predicted label
+    misclassified       [{clip_id, path, label, predicted: [{label, probability} x top_k]}, ...]
+    n_skipped           clips that could not be decoded
+
+:func:`load_run_model` rebuilds a finished run's best checkpoint *with its exact front end*: the
+model, plus the transform that turns a 16 kHz clip batch ``[batch, 1, time]`` into what the model
+was trained on (``Resample`` to 8 kHz for the M-models, the stored :class:`MelFrontEnd` for the
+CNN). Predict, Try-it and export all go through it, so they see exactly what training saw.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torchaudio.transforms as T
+from torch import nn
+
+from kwscore import audio
+from kwscore.data.dataset import SAMPLE_RATE, SpeechCommands
+from kwscore.errors import KwsError
+from kwscore.features import FeatureConfig, MelFrontEnd
+from kwscore.training import load_checkpoint, model_from_checkpoint
+
+# --------------------------------------------------------------------------------------------
+# The front end, from a JSON description
+# --------------------------------------------------------------------------------------------
+
+
+def transform_config(sample_rate: int, features: FeatureConfig | None, clip_seconds: float = 1.0) -> dict:
+    """The JSON description of a front end, stored in every checkpoint as ``transform_config``.
+
+    ``{"input_sample_rate": 16000, "sample_rate": 8000, "features": None, "clip_seconds": 1.0}``
+    means: clips arrive at 16 kHz, are cut/padded to 1 s, resampled to 8 kHz and fed as waveforms.
+    With ``features`` (a :class:`FeatureConfig` dict) a Mel front end follows.
+    """
+    return {
+        "input_sample_rate": SAMPLE_RATE,
+        "sample_rate": int(sample_rate),
+        "features": None if features is None else features.to_dict(),
+        "clip_seconds": float(clip_seconds),
+    }
+
+
+def build_transform(config: dict) -> nn.Module:
+    """A :func:`transform_config` dict -> the module ``[batch, 1, time@16k] -> model input``.
+
+    ``Resample`` (when the model's rate differs from 16 kHz) then ``MelFrontEnd`` (Mel models);
+    in eval mode, ready for inference.
+    """
+    steps: list[nn.Module] = []
+    if int(config["sample_rate"]) != int(config["input_sample_rate"]):
+        steps.append(T.Resample(int(config["input_sample_rate"]), int(config["sample_rate"])))
+    if config.get("features") is not None:
+        steps.append(MelFrontEnd(FeatureConfig.from_dict(config["features"])))
+    return nn.Sequential(*steps).eval()
+
+
+def load_run_model(
+    run_dir: str | os.PathLike, which: str = "best", device: str | torch.device = "cpu"
+) -> tuple[nn.Module, nn.Module, list[str], dict]:
+    """Rebuild a run's checkpoint: ``(model, transform, labels, run config dict)``.
+
+    ``which``: ``"best"`` (highest validation accuracy, the default) or ``"last"``.
+    The model is in eval mode on ``device``; the transform (on ``device`` too) takes 16 kHz clips.
+    """
+    if which not in ("best", "last"):
+        raise KwsError(f"which must be 'best' or 'last', got {which!r}.")
+    run_dir = Path(run_dir)
+    path = run_dir / f"{which}.pt"
+    if not path.is_file():
+        raise KwsError(
+            f"Run {run_dir.name} has no {which}.pt yet: it has not finished an epoch. "
+            "Wait for the first epoch, or pick another run."
+        )
+    ckpt = load_checkpoint(path, map_location="cpu")
+    if ckpt["transform_config"] is None or ckpt["labels"] is None:
+        raise KwsError(f"{path} was not written by a KWS Studio run (no front end or labels stored).")
+    model = model_from_checkpoint(ckpt, device)
+    transform = build_transform(ckpt["transform_config"]).to(device)
+    return model, transform, list(ckpt["labels"]), dict(ckpt.get("run_config") or {})
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluate
+# --------------------------------------------------------------------------------------------
+
+
+def _batches(dataset: SpeechCommands, length: int, batch_size: int):
+    """Yield ``(dataset indices, waveforms [B, 1, length], targets [B])``, skipping corrupt clips."""
+    index, waves, targets = [], [], []
+    for n in range(len(dataset)):
+        waveform = dataset.waveform(n)
+        if waveform is None:
+            continue
+        label = dataset.get_metadata(n)[2]
+        index.append(n)
+        waves.append(audio.fix_length(waveform, length))
+        targets.append(dataset.labels.index(label))
+        if len(index) == batch_size:
+            yield index, torch.stack(waves), torch.tensor(targets)
+            index, waves, targets = [], [], []
+    if index:
+        yield index, torch.stack(waves), torch.tensor(targets)
+
+
+def _as_model(model, device) -> tuple[nn.Module, nn.Module | None, list[str] | None]:
+    """A model, a checkpoint path or a run folder -> ``(model, transform or None, labels or None)``."""
+    if isinstance(model, nn.Module):
+        return model, None, None
+    path = Path(model)
+    if path.is_dir():
+        m, transform, labels, _ = load_run_model(path, device=device)
+        return m, transform, labels
+    ckpt = load_checkpoint(path)
+    transform = build_transform(ckpt["transform_config"]) if ckpt["transform_config"] else None
+    return model_from_checkpoint(ckpt, device), transform, ckpt["labels"]
+
+
+def evaluate(
+    model: nn.Module | str | os.PathLike,
+    dataset: SpeechCommands,
+    transform: nn.Module | None = None,
+    labels: Sequence[str] | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+    top_k: int = 3,
+) -> dict:
+    """Run ``model`` over every clip of ``dataset``; return the report described in the module doc.
+
+    Args:
+        model: an ``nn.Module`` (then pass its ``transform``), a checkpoint path or a run folder
+            (its best checkpoint, with the stored front end and labels).
+        dataset: clips at 16 kHz; its ``labels`` must be the model's classes, in the same order
+            (build it with ``commands=labels``).
+        transform: ``[batch, 1, time] -> model input`` (``None``: the waveform as is).
+        labels: the model's class names (default: ``dataset.labels``).
+    """
+    model, stored_transform, stored_labels = _as_model(model, device)
+    transform = transform if transform is not None else stored_transform
+    labels = list(labels or stored_labels or dataset.labels)
+    if list(dataset.labels) != labels:
+        raise KwsError(
+            f"The dataset's words {dataset.labels} are not the model's classes {labels}. "
+            f"Load the dataset with commands={labels}."
+        )
+    if dataset.sample_rate != SAMPLE_RATE:
+        raise KwsError(
+            f"evaluate() wants clips at {SAMPLE_RATE} Hz; this dataset gives {dataset.sample_rate} Hz."
+        )
+    length = SAMPLE_RATE  # one second, as in training
+    n = len(labels)
+    confusion = torch.zeros(n, n, dtype=torch.long)
+    misclassified, loss_sum, n_total = [], 0.0, 0
+    model.eval()
+    if transform is not None:
+        transform = transform.to(device).eval()
+    with torch.inference_mode():
+        for index, waves, targets in _batches(dataset, length, batch_size):
+            inputs = waves.to(device)
+            logits = model(transform(inputs) if transform is not None else inputs).float().cpu()
+            if logits.shape[1] != n:
+                raise KwsError(f"The model has {logits.shape[1]} outputs but {n} labels were given.")
+            loss_sum += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
+            probs = torch.softmax(logits, dim=1)  # [B, n_classes]
+            predicted = probs.argmax(dim=1)
+            confusion += torch.bincount(targets * n + predicted, minlength=n * n).view(n, n)
+            n_total += len(targets)
+            wrong = (predicted != targets).nonzero().flatten().tolist()
+            misclassified += [_mistake(dataset, index[i], labels, targets[i], probs[i], top_k) for i in wrong]
+    if n_total == 0:
+        raise KwsError("No clip of this dataset could be decoded: nothing to evaluate.")
+    return _report(confusion, labels, loss_sum / n_total, misclassified, len(dataset) - n_total)
+
+
+def _mistake(dataset: SpeechCommands, n: int, labels: list[str], target, probs, top_k: int) -> dict:
+    """One misclassified clip: where it is, what it is, what the model thought (top k)."""
+    top = torch.topk(probs, min(top_k, len(labels)))
+    return {
+        "clip_id": dataset.clip_id(n),
+        "path": str(dataset.path(n)),
+        "label": labels[int(target)],
+        "predicted": [
+            {"label": labels[int(i)], "probability": round(float(p), 6)}
+            for p, i in zip(top.values, top.indices, strict=True)
+        ],
+    }
+
+
+def _report(
+    confusion: torch.Tensor, labels: list[str], loss: float, misclassified: list, skipped: int
+) -> dict:
+    correct, total = confusion.diag(), confusion.sum(dim=1)
+    return {
+        "accuracy": float(correct.sum()) / int(total.sum()),
+        "n_correct": int(correct.sum()),
+        "n_total": int(total.sum()),
+        "loss": loss,
+        "labels": labels,
+        "per_class_accuracy": {
+            label: (int(c) / int(t) if int(t) else None)
+            for label, c, t in zip(labels, correct, total, strict=True)
+        },
+        "per_class_total": {label: int(t) for label, t in zip(labels, total, strict=True)},
+        "confusion": confusion.tolist(),
+        "misclassified": misclassified,
+        "n_skipped": skipped,
+    }

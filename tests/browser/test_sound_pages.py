@@ -1,0 +1,48 @@
+"""Every sound page in a real browser: loads cleanly, widgets work, audio plays."""
+
+import pytest
+
+from .conftest import open_page, real_errors, wait_idle
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["", "explore", "spectrogram", "augmentation"]
+
+
+def assert_clean(pg) -> None:
+    assert pg.locator("[data-testid='stException']").count() == 0, "an exception element is shown"
+    assert not real_errors(pg), f"browser errors: {real_errors(pg)}"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_loads_without_errors(page, server, path):
+    open_page(page, server, path)
+    assert_clean(page)
+    assert page.locator("h1").first.inner_text().strip()
+
+
+def test_spectrogram_slider_by_keyboard_redraws(page, server):
+    open_page(page, server, "spectrogram")
+    heatmap = page.locator("[data-testid='stPlotlyChart']").first
+    before = heatmap.inner_html()
+    model_input = page.locator("[data-testid='stMetric']", has_text="Model input").locator("[data-testid='stMetricValue']")
+    shape_before = model_input.inner_text()
+    assert shape_before.replace(" ", "") == "40×101"
+    slider = page.locator("[data-testid='stSlider'] input[type='range']").nth(3)  # n_mels
+    slider.focus()
+    for _ in range(3):
+        slider.press("ArrowRight")
+    wait_idle(page)
+    assert model_input.inner_text().replace(" ", "") == "43×101"  # three steps of n_mels
+    assert heatmap.inner_html() != before
+    assert_clean(page)
+
+
+def test_audio_elements_have_a_source(page, server):
+    for path in ["explore", "spectrogram", "augmentation"]:
+        open_page(page, server, path)
+        audio = page.locator("audio").first
+        audio.wait_for(state="attached")
+        src = audio.get_attribute("src")
+        assert src and (src.startswith("data:audio") or "/media/" in src), src
+    assert_clean(page)

@@ -1,0 +1,228 @@
+"""kwscore.jobs: real worker and run processes, a real queue, and everything that can go wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kwscore import jobs
+from kwscore.errors import KwsError
+from kwscore.runfiles import RunFiles, now, write_json
+from kwscore.runner import default_config
+
+
+def config(small_synth, epochs=1):
+    """A tiny M5 (a few hundred parameters): a run is mostly process start-up."""
+    return default_config(
+        "m5", data=str(small_synth), epochs=epochs, batch_size=32, augment="none", threads=1,
+        model_kwargs={"n_channel": 4, "stride": 16},
+    )  # fmt: skip
+
+
+LONG = 400  # epochs of a run we mean to cancel or kill (~20 s if left alone)
+
+
+def wait_for(predicate, timeout=60.0, every=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def state(run_id, runs_dir, **kwargs):
+    return jobs.refresh_status(run_id, runs_dir, **kwargs)["state"]
+
+
+def running_with_steps(run_id, runs_dir):
+    status = jobs.read_status(run_id, runs_dir)
+    return status["state"] == "running" and jobs.read_metrics(run_id, runs_dir)[0] and status
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    """A fresh runs folder; every worker (and its runs) started for it is killed afterwards."""
+    monkeypatch.setenv("KWS_RUN_THREADS", "1")
+    monkeypatch.delenv("KWS_QUEUE_URL", raising=False)
+    root = tmp_path / "runs"
+    root.mkdir()
+    yield root
+    for worker in jobs._STARTED_WORKERS:
+        kill_group(worker.pid)
+        worker.wait(timeout=10)
+    jobs._STARTED_WORKERS.clear()
+    for info in jobs.list_runs(root):  # runs orphaned from a killed worker
+        pid = info.status.get("pid")
+        if pid and info.status.get("state") == "running":
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+# -------------------------------------------------------------------------------- files only
+
+
+def test_bad_run_ids_are_refused(runs_dir):
+    for bad in ("../x", "a/b", "..", "", ".hidden", "a..b", "x" * 200, "/etc"):
+        with pytest.raises(KwsError, match="not a valid run id"):
+            jobs.run_dir(bad, runs_dir)
+    with pytest.raises(KwsError, match="not a valid run id"):
+        jobs.cancel("../../etc", runs_dir)
+    run_id = jobs.new_run_id("m5")
+    assert jobs.run_dir(run_id, runs_dir).parent == runs_dir
+
+
+def test_damaged_runs_are_listed_without_breaking_the_others(small_synth, runs_dir):
+    ids = [jobs.create_run(config(small_synth), runs_dir) for _ in range(3)]
+    (runs_dir / ids[0] / "status.json").write_text('{"state": "runn')  # half-written
+    metrics = RunFiles(runs_dir / ids[1])
+    metrics.append_metric({"kind": "iteration", "step": 1, "loss": 2.0})
+    with open(metrics.metrics_path, "a") as f:
+        f.write('{"kind": "epoch", "epo\nnot json at all\n[1, 2]\n')
+    metrics.append_metric({"kind": "epoch", "epoch": 1, "val_accuracy": 0.5})
+    (runs_dir / "not-a-run.txt").write_text("stray file")
+    (runs_dir / ids[2] / "config.json").write_text("{")
+
+    runs = {r.run_id: r for r in jobs.list_runs(runs_dir)}
+    assert set(runs) == set(ids)
+    assert runs[ids[0]].state == "unreadable" and "unreadable status" in runs[ids[0]].error
+    assert runs[ids[1]].state == "queued" and runs[ids[1]].error is None
+    assert runs[ids[2]].state == "queued" and "config.json" in runs[ids[2]].error
+    iterations, epochs = jobs.read_metrics(ids[1], runs_dir)
+    assert [i["step"] for i in iterations] == [1] and [e["epoch"] for e in epochs] == [1]
+    assert jobs.read_report(ids[1], runs_dir) is None
+
+
+def fake_running(files: RunFiles, pid: int, heartbeat_age: float, **extra) -> None:
+    write_json(files.status_path, {
+        "state": "running", "pid": pid, "host": None, "started_at": now() - 100,
+        "training_started_at": now() - 90, "heartbeat": now() - heartbeat_age,
+        "step": 25, "total_steps": 100, **extra,
+    })  # fmt: skip
+
+
+def test_a_dead_process_is_noticed_from_its_heartbeat(small_synth, runs_dir):
+    run_id = jobs.create_run(config(small_synth), runs_dir)
+    files = RunFiles(runs_dir / run_id)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    fake_running(files, os.getpid(), heartbeat_age=60)  # stale heartbeat but alive: still running
+    assert state(run_id, runs_dir, timeout=5) == "running"
+    fake_running(files, gone.pid, heartbeat_age=3)  # dead, but the heartbeat is recent: wait
+    assert state(run_id, runs_dir, timeout=5) == "running"
+    fraction, eta = jobs.progress(run_id, runs_dir)
+    assert fraction == 0.25 and eta == pytest.approx(270, rel=0.05)
+    with pytest.raises(KwsError, match="still running"):
+        jobs.delete(run_id, runs_dir)
+    fake_running(files, gone.pid, heartbeat_age=30)  # dead and silent: failed
+    status = jobs.read_status(run_id, runs_dir, timeout=5)
+    assert status["state"] == "failed"
+    assert "the training process stopped (killed or crashed) at" in status["error"]
+    assert status["error"].endswith("metrics up to then are kept")
+    fake_running(files, os.getpid(), heartbeat_age=30, pid_start=-1)  # our pid, reused by another program
+    assert state(run_id, runs_dir, timeout=5) == "failed"
+    jobs.delete(run_id, runs_dir)
+    assert not files.dir.exists()
+
+
+# -------------------------------------------------------------------------------- real processes
+
+
+def test_background_runs_succeed_one_at_a_time(small_synth, runs_dir):
+    ids = [jobs.launch(config(small_synth), runs_dir) for _ in range(3)]  # starts one worker
+    assert jobs.worker_pid(runs_dir) and len(jobs._STARTED_WORKERS) == 1
+    most_running = 0
+
+    def all_done():
+        nonlocal most_running
+        states = [r.state for r in jobs.list_runs(runs_dir)]
+        most_running = max(most_running, states.count("running"))
+        return all(s in jobs.FINAL_STATES for s in states) and states
+
+    states = wait_for(all_done, timeout=90, every=0.05, what="three runs to finish")
+    assert states == ["succeeded"] * 3 and most_running == 1
+    runs = jobs.list_runs(runs_dir)
+    assert [r.run_id for r in runs] == ids[::-1]  # newest first
+    first = runs[-1]
+    assert first.test_accuracy is not None and first.duration_s > 0 and first.epoch == 1
+    starts = sorted((r.started_at, r.ended_at) for r in runs)
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(starts, starts[1:], strict=False))
+    iterations, epochs = jobs.read_metrics(first.run_id, runs_dir)
+    assert iterations and [e["epoch"] for e in epochs] == [1]
+    report = jobs.read_report(first.run_id, runs_dir)
+    assert report["n_total"] == 16 and len(report["confusion"]) == 8
+    assert jobs.progress(first.run_id, runs_dir) == (1.0, 0.0)
+    assert "ended: succeeded" in (runs_dir / jobs.WORKER_LOG).read_text()
+
+
+def test_cancel_a_queued_and_a_running_run(small_synth, runs_dir):
+    first = jobs.launch(config(small_synth, epochs=LONG), runs_dir)
+    second = jobs.launch(config(small_synth), runs_dir)
+    assert jobs.cancel(second, runs_dir) == "cancelled"  # still queued behind the first
+    status = wait_for(lambda: running_with_steps(first, runs_dir), what="the first run to train")
+    assert status["pid"] != jobs.worker_pid(runs_dir)  # its own process
+    jobs.cancel(first, runs_dir)
+    wait_for(lambda: state(first, runs_dir) == "cancelled", timeout=15, what="the running run to stop")
+    assert jobs.read_status(first, runs_dir)["epoch"] < LONG
+    wait_for(lambda: jobs.pending_count(runs_dir) == 0, timeout=10, what="the queue to drain")
+    time.sleep(1.0)
+    skipped = jobs.read_status(second, runs_dir)
+    assert skipped["state"] == "cancelled" and "started_at" not in skipped  # never ran
+
+
+def test_kill_9_of_a_running_run_marks_it_failed(small_synth, runs_dir):
+    run_id = jobs.launch(config(small_synth, epochs=LONG), runs_dir)
+    status = wait_for(lambda: running_with_steps(run_id, runs_dir), what="the run to train")
+    os.kill(status["pid"], signal.SIGKILL)
+    wait_for(lambda: state(run_id, runs_dir, timeout=1.0) == "failed", timeout=20, what="failed")
+    status = jobs.read_status(run_id, runs_dir)
+    assert "killed or crashed" in status["error"]
+    assert jobs.read_metrics(run_id, runs_dir)[0]  # the metrics so far stay readable
+
+
+def test_restart_recovery(small_synth, runs_dir):
+    """Kill the worker with its running run; a new worker runs the queued ones, the orphan fails."""
+    orphan = jobs.launch(config(small_synth, epochs=LONG), runs_dir)
+    waiting = jobs.launch(config(small_synth), runs_dir)
+    old_worker = jobs.worker_pid(runs_dir)
+    status = wait_for(lambda: running_with_steps(orphan, runs_dir), what="the first run to train")
+    kill_group(old_worker)  # the worker and its run die together (SIGKILL: no goodbye)
+    wait_for(lambda: jobs.worker_pid(runs_dir) is None, timeout=10, what="the worker to die")
+    assert state(waiting, runs_dir) == "queued"
+
+    new_worker = jobs.ensure_worker(runs_dir)
+    assert new_worker != old_worker and jobs.ensure_worker(runs_dir) == new_worker  # only one
+    wait_for(lambda: state(waiting, runs_dir) == "succeeded", timeout=60, what="the queued run")
+    wait_for(lambda: state(orphan, runs_dir, timeout=1.0) == "failed", timeout=20, what="the orphan")
+    orphaned = jobs.read_status(orphan, runs_dir)
+    assert "killed or crashed" in orphaned["error"] and orphaned["pid"] == status["pid"]
+    assert jobs.read_metrics(orphan, runs_dir)[0]
+
+
+def test_a_second_worker_for_the_same_folder_steps_aside(runs_dir):
+    pid = jobs.ensure_worker(runs_dir)
+    wait_for(lambda: jobs.worker_pid(runs_dir) == pid, timeout=20, what="the worker lock")
+    other = subprocess.run(
+        [sys.executable, "-m", "kwscore.cli", "worker", "--runs-dir", str(runs_dir)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert other.returncode == 0 and f"pid {pid}" in other.stdout
+    info = json.loads((runs_dir / jobs.WORKER_INFO).read_text())
+    assert info["pid"] == pid and info["concurrency"] == 1
+    assert jobs.stop_worker(runs_dir) and jobs.worker_pid(runs_dir) is None

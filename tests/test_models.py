@@ -1,0 +1,207 @@
+"""kwscore.models: shapes, parameter counts against Dai et al. Table 1, describe(), friendly errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kwscore.errors import KwsError
+from kwscore.models import (
+    CNN,
+    M5,
+    MODEL_INFO,
+    MODEL_NAMES,
+    M34Res,
+    ResBlock1d,
+    build_model,
+    count_parameters,
+    describe,
+)
+
+WAVEFORM_MODELS = [n for n in MODEL_NAMES if MODEL_INFO[n]["representation"] == "waveform"]
+
+
+def test_registry_has_all_models():
+    assert set(MODEL_NAMES) == {"cnn", "m3", "m5", "m11", "m18", "m34res"}
+    assert MODEL_INFO["cnn"]["representation"] == "mel"
+    assert all(MODEL_INFO[n]["sample_rate"] == 8000 for n in WAVEFORM_MODELS)
+    for name in MODEL_NAMES:
+        assert MODEL_INFO[name]["cls"].__doc__, f"{name} needs a docstring"
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 40, 101), (2, 1, 64, 50), (2, 1, 3, 5)])
+def test_cnn_is_independent_of_input_size(shape):
+    model = build_model("cnn", 8).eval()
+    assert model(torch.randn(*shape)).shape == (2, 8)
+
+
+def test_cnn_width_and_separable_options():
+    narrow = build_model("cnn", 8, channels=(16, 32, 64, 64))
+    wide = build_model("cnn", 8)
+    separable = build_model("cnn", 8, separable=True)
+    assert count_parameters(narrow) < count_parameters(wide)
+    assert count_parameters(separable) < count_parameters(wide) / 4
+    x = torch.randn(2, 1, 40, 101)
+    assert narrow(x).shape == separable(x).shape == (2, 8)
+
+
+@pytest.mark.parametrize("name", WAVEFORM_MODELS)
+def test_waveform_models_output_logits_shape(name):
+    model = build_model(name, 10).eval()
+    out = model(torch.randn(2, 1, 8000))
+    assert out.shape == (2, 10)
+    assert torch.isfinite(out).all()
+
+
+def test_m5_tutorial_parameter_count():
+    # The PyTorch tutorial: M5(n_input=1, n_output=35), n_channel=32, stride=16 -> 26,915 params.
+    assert 26_000 <= count_parameters(build_model("m5", 35)) <= 28_000
+    assert count_parameters(M5(35, n_channel=32, stride=16)) == 26_915
+
+
+# Dai et al. 2017, Table 1: 10 classes (UrbanSound8k) at 8 kHz, at the paper's widths.
+TABLE_1 = {
+    "m3": (dict(), 0.2e6),
+    "m5": (dict(n_channel=128, stride=4, widths=(128, 128, 256, 512)), 0.5e6),
+    "m11": (dict(), 1.8e6),
+    "m18": (dict(), 3.7e6),
+    "m34res": (dict(), 4.0e6),
+}
+
+
+@pytest.mark.parametrize("name", list(TABLE_1))
+def test_parameter_counts_match_table_1(name):
+    kwargs, expected = TABLE_1[name]
+    n = count_parameters(build_model(name, 10, **kwargs))
+    assert 0.8 * expected <= n <= 1.2 * expected, f"{name}: {n} parameters, Table 1 says {expected:.1e}"
+
+
+def _weight_layers(model: nn.Module) -> int:
+    """Convolutions and linear layers on the main path (residual 1x1 shortcuts excluded)."""
+    return sum(
+        isinstance(m, (nn.Conv1d, nn.Linear)) and "shortcut" not in name for name, m in model.named_modules()
+    )
+
+
+@pytest.mark.parametrize("name, depth", [("m3", 3), ("m5", 5), ("m11", 11), ("m18", 18), ("m34res", 34)])
+def test_depth_matches_the_name(name, depth):
+    assert _weight_layers(build_model(name, 10)) == depth
+
+
+def test_m34res_is_residual():
+    model = build_model("m34res", 10)
+    assert isinstance(model, M34Res)
+    assert sum(isinstance(m, ResBlock1d) for m in model.modules()) == 3 + 4 + 6 + 3
+
+
+class TutorialM5(nn.Module):
+    """Verbatim copy of the PyTorch tutorial's M5 (it ends with log_softmax)."""
+
+    def __init__(self, n_input=1, n_output=35, stride=16, n_channel=32):
+        super().__init__()
+        self.conv1 = nn.Conv1d(n_input, n_channel, kernel_size=80, stride=stride)
+        self.bn1 = nn.BatchNorm1d(n_channel)
+        self.pool1 = nn.MaxPool1d(4)
+        self.conv2 = nn.Conv1d(n_channel, n_channel, kernel_size=3)
+        self.bn2 = nn.BatchNorm1d(n_channel)
+        self.pool2 = nn.MaxPool1d(4)
+        self.conv3 = nn.Conv1d(n_channel, 2 * n_channel, kernel_size=3)
+        self.bn3 = nn.BatchNorm1d(2 * n_channel)
+        self.pool3 = nn.MaxPool1d(4)
+        self.conv4 = nn.Conv1d(2 * n_channel, 2 * n_channel, kernel_size=3)
+        self.bn4 = nn.BatchNorm1d(2 * n_channel)
+        self.pool4 = nn.MaxPool1d(4)
+        self.fc1 = nn.Linear(2 * n_channel, n_output)
+
+    def forward(self, x):
+        x = self.pool1(F.relu(self.bn1(self.conv1(x))))
+        x = self.pool2(F.relu(self.bn2(self.conv2(x))))
+        x = self.pool3(F.relu(self.bn3(self.conv3(x))))
+        x = self.pool4(F.relu(self.bn4(self.conv4(x))))
+        x = F.avg_pool1d(x, x.shape[-1])
+        x = x.permute(0, 2, 1)
+        x = self.fc1(x)
+        return F.log_softmax(x, dim=2)
+
+
+def test_m5_loads_tutorial_weights_and_returns_logits():
+    tutorial = TutorialM5().eval()
+    ours = build_model("m5", 35).eval()
+    ours.load_state_dict(tutorial.state_dict())  # same layer names, same shapes
+    x = torch.randn(2, 1, 8000)
+    with torch.no_grad():
+        assert torch.allclose(F.log_softmax(ours(x), dim=1), tutorial(x).squeeze(1), atol=1e-5)
+
+
+def test_describe_m5_receptive_field():
+    info = describe("m5", n_classes=35)
+    assert info["representation"] == "waveform"
+    assert info["sample_rate"] == 8000
+    assert info["input_shape"] == [1, 1, 8000]
+    assert info["receptive_field_ms"] == pytest.approx(10.0)  # kernel 80 at 8 kHz
+    assert info["hop_ms"] == pytest.approx(2.0)  # stride 16 at 8 kHz
+    assert info["n_params"] == 26_915
+    assert info["min_samples"] <= 8000
+    json.dumps(info)  # plain data, ready for the page / a run directory
+
+
+def test_describe_paper_stride_and_other_rate():
+    paper = describe("m5", 10, stride=4)
+    assert paper["receptive_field_ms"] == pytest.approx(10.0)
+    assert paper["hop_ms"] == pytest.approx(0.5)
+    at_16k = describe("m3", 10, sample_rate=16000)
+    assert at_16k["receptive_field_ms"] == pytest.approx(5.0)
+    assert at_16k["input_shape"] == [1, 1, 16000]
+    assert paper["total_receptive_field_ms"] > paper["receptive_field_ms"]
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_describe_layer_summary(name):
+    model = build_model(name, 8)
+    model.train()
+    info = describe(model)
+    layers = info["layers"]
+    assert layers, "the summary lists the layers"
+    assert {"name", "type", "output_shape", "params"} <= set(layers[0])
+    assert layers[-1]["output_shape"] == [1, 8]  # the classifier comes last
+    assert sum(row["params"] for row in layers) == info["n_params"] == count_parameters(model)
+    assert model.training, "describe() restores the model's mode"
+    if name == "cnn":
+        assert info["representation"] == "mel" and info["receptive_field_ms"] is None
+
+
+def test_describe_cnn_custom_input_shape():
+    info = describe(CNN(5), input_shape=[1, 1, 64, 50])
+    assert info["input_shape"] == [1, 1, 64, 50]
+    assert info["layers"][0]["output_shape"] == [1, 1, 64, 50]
+
+
+def test_unknown_model_and_bad_options_are_friendly():
+    with pytest.raises(KwsError, match="Choose one of"):
+        build_model("resnet", 8)
+    with pytest.raises(KwsError, match="Bad option"):
+        build_model("m5", 8, n_channels=32)  # the option is n_channel
+    with pytest.raises(KwsError, match="positive"):
+        build_model("cnn", 0)
+    with pytest.raises(KwsError, match="positive"):
+        build_model("m11", 8, stride=0)
+    with pytest.raises(KwsError, match="four widths"):
+        build_model("m5", 8, widths=(32, 64))
+    with pytest.raises(KwsError, match="dropout"):
+        build_model("cnn", 8, dropout=1.5)
+
+
+def test_wrong_input_shapes_are_friendly():
+    with pytest.raises(KwsError, match="MelFrontEnd"):
+        build_model("cnn", 8)(torch.randn(2, 8000))
+    with pytest.raises(KwsError, match=r"\[batch, 1, time\]"):
+        build_model("m5", 8)(torch.randn(2, 8000))
+    m5 = build_model("m5", 8)
+    with pytest.raises(KwsError, match=f"at least {m5.min_samples} samples"):
+        m5(torch.randn(2, 1, 2000))  # 0.25 s is too short for the tutorial's M5
+    m5.eval()
+    m5(torch.randn(1, 1, m5.min_samples))  # exactly the minimum works
