@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 import torchaudio.transforms as T
 
 from kwscore.errors import KwsError
+from kwscore.fileio import atomic_write
 
 
 def load(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
@@ -61,20 +61,7 @@ def wav_bytes(waveform: torch.Tensor | np.ndarray, sample_rate: int) -> bytes:
 
 def save_wav(path: str | os.PathLike, waveform: torch.Tensor | np.ndarray, sample_rate: int) -> Path:
     """Write a 16-bit WAV atomically: a half-written file is never left under ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = wav_bytes(waveform, sample_rate)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".wav")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, wav_bytes(waveform, sample_rate))
 
 
 def to_mono(waveform: torch.Tensor) -> torch.Tensor:

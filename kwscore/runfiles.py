@@ -31,13 +31,13 @@ import json
 import os
 import re
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from kwscore.errors import KwsError
+from kwscore.fileio import atomic_write
 
 try:  # POSIX file locks; on other systems the lock is a no-op (one writer at a time is then assumed)
     import fcntl
@@ -71,20 +71,7 @@ def check_run_id(run_id: str) -> str:
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as JSON to ``path`` atomically (temporary file in the same folder + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=1, allow_nan=False, default=_json_default)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, json.dumps(data, indent=1, allow_nan=False, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:

@@ -37,10 +37,10 @@ Conventions used everywhere here:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -50,6 +50,7 @@ from torch import nn
 
 from kwscore import __version__
 from kwscore.errors import KwsError
+from kwscore.fileio import atomic_write
 from kwscore.models import build_model, n_outputs
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -357,19 +358,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, extra: dict | Non
         state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()  # serialise first: torch.save hides a full disk behind a RuntimeError
+    torch.save(ckpt, buffer)
+    return atomic_write(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:

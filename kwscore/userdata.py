@@ -15,9 +15,9 @@ gives all three splits.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import torch
 from kwscore import audio
 from kwscore.data.layout import FILENAME_RE, dataset_folder, word_folders
 from kwscore.errors import KwsError
+from kwscore.fileio import atomic_write, write_new
 
 SAMPLE_RATE = 16_000
 CLIP_SAMPLES = SAMPLE_RATE
@@ -127,9 +128,7 @@ def _write_lists(root: Path) -> None:
         if split in lists:
             lists[split].append(take.clip_id)
     for split, names in lists.items():
-        tmp = folder / f".{split}_list.tmp"
-        tmp.write_text("".join(f"{n}\n" for n in sorted(names)))
-        os.replace(tmp, folder / f"{split}_list.txt")
+        atomic_write(folder / f"{split}_list.txt", "".join(f"{n}\n" for n in sorted(names)))
 
 
 def save_take(root: str | os.PathLike, word: str, user_name: str, waveform: torch.Tensor, sample_rate: int) -> Take:
@@ -139,23 +138,10 @@ def save_take(root: str | os.PathLike, word: str, user_name: str, waveform: torc
     clip = prepare_take(waveform, sample_rate)
     folder = dataset_folder(root) / word
     folder.mkdir(parents=True, exist_ok=True)
-    data = audio.wav_bytes(clip, SAMPLE_RATE)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".take-", suffix=".wav")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        n = len(list_takes(root, word, user_name))
-        while True:  # link() refuses an existing name: a take is never overwritten
-            path = folder / f"{speaker}_nohash_{n}.wav"
-            try:
-                os.link(tmp, path)
-                break
-            except FileExistsError:
-                n += 1
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    first = len(list_takes(root, word, user_name))
+    names = (f"{speaker}_nohash_{n}.wav" for n in itertools.count(first))
+    path = write_new(folder, names, audio.wav_bytes(clip, SAMPLE_RATE))
+    n = int(FILENAME_RE.match(path.name)["n"])
     _write_lists(Path(root))
     return Take(word, speaker, n, path)
 
