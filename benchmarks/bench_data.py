@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import torch  # noqa: E402
 from common import append_results, machine  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
@@ -49,7 +50,13 @@ def loader_rows(name: str, root: Path, commands: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-save", action="store_true", help="print only, do not append to RESULTS.md")
+    ap.add_argument(
+        "--threads", type=int, default=1,
+        help="torch intra-op threads (default 1, as in a DataLoader worker: per-clip resampling with 2 "
+        "threads on a busy 2-core machine waits ~10 ms per call for the second thread)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         root = generate(Path(tmp) / "synthetic", SynthParams())
