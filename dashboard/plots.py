@@ -376,3 +376,354 @@ def speakers_per_split(info: DatasetInfo, *, height: int = 300) -> go.Figure:
     }
     layout = _layout(title="Speakers per split", height=height, x_title="", y_title="Speakers")
     return go.Figure(data=[trace], layout=layout)
+
+
+# --------------------------------------------------------------------------------------------
+# Training runs: curves, confusion matrix, per-class accuracy, experiments
+# --------------------------------------------------------------------------------------------
+
+#: One colour per run in overlays (colour-blind-friendly Okabe–Ito order, then Plotly's).
+RUN_COLORS = ["#2563eb", "#ea580c", "#059669", "#9333ea", "#db2777", "#ca8a04", "#0891b2", "#4b5563",
+              "#65a30d", "#b91c1c"]  # fmt: skip
+#: Blues as ``rgb(...)`` stops (see SPEC_COLORSCALE for why not hex): white = 0, dark blue = all.
+CONFUSION_COLORSCALE = [[i / (len(pc.sequential.Blues) - 1), c] for i, c in enumerate(pc.sequential.Blues)]
+#: Test accuracy vs fraction: a fixed colour for each augmentation setting.
+AUGMENT_COLORS = {"off": "#6b7280", "on": "#ea580c"}
+
+
+def run_color(i: int) -> str:
+    return RUN_COLORS[i % len(RUN_COLORS)]
+
+
+def _legend(layout: dict, show: bool, n_items: int = 2, per_row: int = 2) -> dict:
+    """A horizontal legend at the bottom of the figure, below the x-axis title (room made for it)."""
+    if show:
+        rows = -(-n_items // per_row)
+        layout.update(showlegend=True, legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom",
+                                               "x": 0, "xanchor": "left", "font": {"size": 11}})  # fmt: skip
+        layout["margin"] = {**layout["margin"], "b": 50 + 20 * rows}
+        layout["height"] = layout["height"] + 20 * rows
+    return layout
+
+
+def loss_curves(
+    runs: Sequence[dict], *, title: str = "Training loss vs iteration", height: int = 300, x_max: int | None = None
+) -> go.Figure:
+    """Training loss against the optimiser step, one line per run.
+
+    ``runs``: dicts with ``label``, ``color``, ``iterations`` (metrics.jsonl iteration records:
+    ``step``, ``loss``, ``epoch``) and optionally ``epochs`` (their ``val_loss`` is drawn as dots
+    at the step where each epoch ended, when only one run is shown). ``x_max``: fix the axis to the run's total steps (a live run fills it).
+    """
+    data: list[dict] = []
+    single = len(runs) == 1
+    for run in runs:
+        its = run.get("iterations") or []
+        data.append({
+            "type": "scatter", "mode": "lines", "name": run["label"], "legendgroup": run["label"],
+            "x": [r["step"] for r in its], "y": [r["loss"] for r in its],
+            "line": {"width": 1.6, "color": run["color"]},
+            "customdata": [r.get("epoch") for r in its],
+            "hovertemplate": "step %{x} (epoch %{customdata})<br>loss %{y:.3f}<extra>" + run["label"] + "</extra>",
+        })  # fmt: skip
+        epochs = [e for e in run.get("epochs") or [] if e.get("val_loss") is not None]
+        if single and epochs:
+            data.append({
+                "type": "scatter", "mode": "markers", "name": "validation loss (per epoch)",
+                "x": [e["step"] for e in epochs], "y": [e["val_loss"] for e in epochs],
+                "marker": {"size": 7, "color": AUGMENTED_COLOR, "symbol": "diamond"},
+                "hovertemplate": "end of epoch %{customdata}<br>validation loss %{y:.3f}<extra></extra>",
+                "customdata": [e["epoch"] for e in epochs],
+            })  # fmt: skip
+    layout = _layout(title=title, height=height, x_title="Iteration (optimiser step)", y_title="Cross-entropy loss",
+                     yaxis={"rangemode": "tozero"}, xaxis={"range": [0, x_max]} if x_max else {})  # fmt: skip
+    if single and len(data) > 1:
+        data[0]["name"] = "training loss (mean of recent batches)"
+    return go.Figure(data=data, layout=_legend(layout, len(data) > 1, len(data)))
+
+
+def accuracy_curves(
+    runs: Sequence[dict], *, title: str = "Validation accuracy vs epoch", height: int = 300, x_max: int | None = None
+) -> go.Figure:
+    """Validation accuracy (%) after each epoch, one line per run; the best epoch is starred.
+
+    ``runs``: dicts with ``label``, ``color`` and ``epochs`` (metrics.jsonl epoch records).
+    ``x_max``: fix the axis to the run's planned epochs (a live run fills it).
+    """
+    data: list[dict] = []
+    longest = max(1, x_max or 1)
+    for run in runs:
+        epochs = run.get("epochs") or []
+        longest = max(longest, len(epochs))
+        acc = [100 * e["val_accuracy"] for e in epochs]
+        data.append({
+            "type": "scatter", "mode": "lines+markers", "name": run["label"], "legendgroup": run["label"],
+            "x": [e["epoch"] for e in epochs], "y": acc, "line": {"width": 2, "color": run["color"]},
+            "marker": {"size": 5}, "hovertemplate": "epoch %{x}<br>%{y:.1f} %<extra>" + run["label"] + "</extra>",
+        })  # fmt: skip
+        if acc:
+            best = int(np.argmax(acc))
+            data.append({
+                "type": "scatter", "mode": "markers", "x": [epochs[best]["epoch"]], "y": [acc[best]],
+                "marker": {"size": 13, "symbol": "star", "color": run["color"], "line": {"width": 1, "color": "white"}},
+                "legendgroup": run["label"], "showlegend": False,
+                "hovertemplate": "best: epoch %{x}, %{y:.1f} %<extra>" + run["label"] + "</extra>",
+            })  # fmt: skip
+    layout = _layout(
+        title=title, height=height, x_title="Epoch", y_title="Validation accuracy (%)",
+        yaxis={"range": [0, 101], "ticksuffix": " %"},
+        xaxis={"range": [0.5, longest + 0.5], "dtick": max(1, round(longest / 10))},
+    )  # fmt: skip
+    return go.Figure(data=data, layout=_legend(layout, len(runs) > 1, len(runs)))
+
+
+def confusion_matrix(confusion: Sequence[Sequence[int]], labels: Sequence[str], *, height: int = 460) -> go.Figure:
+    """The test-set confusion matrix: rows = true word, columns = predicted word, counts written in.
+
+    Colour is the share of the row (so every word is judged on its own, whatever its clip count);
+    the diagonal holds the correct answers.
+    """
+    counts = np.asarray(confusion, dtype=np.int64)
+    totals = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    labels = list(labels)
+    n = len(labels)
+    text = [[str(v) if v else "" for v in row] for row in counts.tolist()]
+    trace = {
+        "type": "heatmap", "z": share, "x": labels, "y": labels, "zmin": 0, "zmax": 1,
+        "colorscale": CONFUSION_COLORSCALE, "text": text, "texttemplate": "%{text}",
+        "textfont": {"size": 12 if n <= 12 else 9 if n <= 24 else 7},
+        "customdata": counts, "xgap": 1, "ygap": 1,
+        "colorbar": {"title": {"text": "share of row", "side": "right"}, "thickness": 12, "tickformat": ".0%"},
+        "hovertemplate": "true %{y} → predicted %{x}<br>%{customdata} clips (%{z:.0%} of %{y})<extra></extra>",
+    }  # fmt: skip
+    layout = _layout(
+        title=f"Confusion matrix on the test split ({int(counts.sum())} clips)", height=height,
+        x_title="Predicted word", y_title="True word",
+        xaxis={"type": "category", "tickangle": -45 if n > 12 else 0, "side": "bottom"},
+        yaxis={"type": "category", "autorange": "reversed"},
+        plot_bgcolor="white",
+    )  # fmt: skip
+    return go.Figure(data=[trace], layout=layout)
+
+
+def per_class_accuracy(
+    accuracy: dict[str, float | None], totals: dict[str, int], overall: float | None = None, *, height: int = 320
+) -> go.Figure:
+    """Bars: test accuracy of each word (%, clip count on hover), with the overall accuracy as a line."""
+    labels = list(accuracy)
+    values = [None if accuracy[w] is None else 100 * accuracy[w] for w in labels]
+    colors = ["#d1d5db" if v is None else "#059669" if v >= 90 else "#f59e0b" if v >= 70 else "#dc2626" for v in values]
+    trace = {
+        "type": "bar", "x": labels, "y": [v or 0 for v in values], "marker": {"color": colors},
+        "text": ["n/a" if v is None else f"{v:.0f}" for v in values], "textposition": "outside",
+        "customdata": [totals.get(w, 0) for w in labels],
+        "hovertemplate": "%{x}: %{y:.1f} % of %{customdata} clips<extra></extra>",
+    }  # fmt: skip
+    shapes, title = [], "Test accuracy per word"
+    if overall is not None:
+        shapes.append({"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "y0": 100 * overall, "y1": 100 * overall,
+                       "line": {"color": "#111827", "width": 1.5, "dash": "dash"}})  # fmt: skip
+        title += f" (dashed: all words, {100 * overall:.1f} %)"
+    layout = _layout(
+        title=title, height=height, x_title="", y_title="Accuracy (%)",
+        yaxis={"range": [0, 112], "ticksuffix": " %"},
+        xaxis={"type": "category", "tickangle": -45 if len(labels) > 12 else 0},
+        shapes=shapes,
+    )  # fmt: skip
+    return go.Figure(data=[trace], layout=layout)
+
+
+def top_predictions(predicted: Sequence[dict], truth: str, *, height: int = 120) -> go.Figure:
+    """A small horizontal bar chart of the model's top guesses (``[{label, probability}]``, best first)."""
+    labels = [p["label"] for p in predicted][::-1]
+    probs = [100 * float(p["probability"]) for p in predicted][::-1]
+    trace = {
+        "type": "bar", "orientation": "h", "y": labels, "x": probs,
+        "marker": {"color": ["#059669" if w == truth else "#dc2626" for w in labels]},
+        "text": [f"{p:.0f} %" for p in probs], "textposition": "auto",
+        "hovertemplate": "%{y}: %{x:.1f} %<extra></extra>",
+    }  # fmt: skip
+    layout = _layout(title="", height=height, x_title="", y_title="", xaxis={"range": [0, 100], "visible": False},
+                     yaxis={"type": "category"})  # fmt: skip
+    layout["margin"] = {"l": 10, "r": 10, "t": 4, "b": 4}
+    return go.Figure(data=[trace], layout=layout)
+
+
+def experiment_curves(points: Sequence[dict], *, height: int = 360, title: str | None = None) -> go.Figure:
+    """Test accuracy against the share of training data, one line per augmentation setting.
+
+    ``points``: dicts with ``fraction`` (0-1), ``augment`` (``"off"`` / ``"on"``), ``accuracy``
+    (0-1, or None while the run has not finished) and ``label`` (hover text). Unfinished runs are
+    left out, so the lines fill in as the runs finish.
+    """
+    data = []
+    fractions = sorted({p["fraction"] for p in points}) or [1.0]
+    for setting, name in (("off", "augmentation off"), ("on", "augmentation on")):
+        done = sorted((p for p in points if p["augment"] == setting and p["accuracy"] is not None),
+                      key=lambda p: p["fraction"])  # fmt: skip
+        data.append({
+            "type": "scatter", "mode": "lines+markers+text", "name": name,
+            "x": [100 * p["fraction"] for p in done], "y": [100 * p["accuracy"] for p in done],
+            "text": [f"{100 * p['accuracy']:.0f}" for p in done], "textposition": "top center",
+            "line": {"width": 2.5, "color": AUGMENT_COLORS[setting]}, "marker": {"size": 9},
+            "customdata": [p.get("label", "") for p in done],
+            "hovertemplate": f"{name}<br>%{{x:.0f}} % of the training data<br>test accuracy %{{y:.1f}} %"
+                             "<br>%{customdata}<extra></extra>",
+        })  # fmt: skip
+    layout = _layout(
+        title=title or "Test accuracy vs training data", height=height,
+        x_title="Share of the training split used (%)", y_title="Test accuracy (%)",
+        xaxis={"tickvals": [100 * f for f in fractions], "ticksuffix": " %",
+               "range": [0, 105]},
+        yaxis={"range": [0, 105], "ticksuffix": " %"},
+    )  # fmt: skip
+    return go.Figure(data=data, layout=_legend(layout, True, 2))
+
+
+# --------------------------------------------------------------------------------------------
+# Try it: class probabilities, long recordings, streaming detection
+# --------------------------------------------------------------------------------------------
+
+CONFIDENT_COLOR = "#059669"
+UNSURE_COLOR = "#f59e0b"
+OTHER_COLOR = "#cbd5e1"
+THRESHOLD_COLOR = "#111827"
+
+
+def class_probabilities(
+    labels: Sequence[str], probs: Sequence[float] | torch.Tensor, threshold: float, *, height: int = 300
+) -> go.Figure:
+    """Bars: the probability of every class (%), the top-1 coloured (green above ``threshold``,
+    amber below: not confident), the threshold as a dashed line."""
+    p = [100 * float(v) for v in (probs.tolist() if isinstance(probs, torch.Tensor) else probs)]
+    labels = list(labels)
+    top = int(np.argmax(p)) if p else 0
+    sure = p[top] >= 100 * threshold if p else False
+    colors = [(CONFIDENT_COLOR if sure else UNSURE_COLOR) if i == top else OTHER_COLOR for i in range(len(p))]
+    trace = {
+        "type": "bar", "x": labels, "y": p, "marker": {"color": colors},
+        "text": [f"{v:.0f} %" if v >= 0.5 else "" for v in p], "textposition": "outside",
+        "hovertemplate": "%{x}: %{y:.1f} %<extra></extra>", "cliponaxis": False,
+    }  # fmt: skip
+    line = {"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "y0": 100 * threshold, "y1": 100 * threshold,
+            "line": {"color": THRESHOLD_COLOR, "width": 1.2, "dash": "dash"}}  # fmt: skip
+    note = {"xref": "x domain", "x": 0, "y": 100 * threshold, "xanchor": "left", "yanchor": "bottom",
+            "text": f"confident above {100 * threshold:.0f} %", "showarrow": False,
+            "font": {"size": 11, "color": THRESHOLD_COLOR}, "bgcolor": "rgba(255,255,255,0.7)"}  # fmt: skip
+    layout = _layout(
+        title="Class probabilities (softmax of the model's outputs)", height=height, x_title="", y_title="Probability (%)",
+        yaxis={"range": [0, 112], "ticksuffix": " %"},
+        xaxis={"type": "category", "tickangle": -45 if len(labels) > 12 else 0},
+        shapes=[line], annotations=[note],
+    )  # fmt: skip
+    return go.Figure(data=[trace], layout=layout)
+
+
+def envelope(samples: torch.Tensor | np.ndarray, sample_rate: int, max_points: int = 3000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(times, lows, highs)``: the min and max of every block of samples, at most ``max_points``
+    blocks — how a long waveform is drawn without sending a million points."""
+    y = _np(samples).reshape(-1)
+    k = max(1, -(-y.size // max_points))
+    pad = (-y.size) % k
+    if pad:
+        y = np.concatenate([y, np.zeros(pad, dtype=np.float32)])
+    blocks = y.reshape(-1, k)
+    times = (np.arange(len(blocks)) * k + k / 2) / sample_rate
+    return times.astype(np.float32), blocks.min(axis=1), blocks.max(axis=1)
+
+
+def _envelope_traces(samples, sample_rate: int, color: str, xaxis: str = "x", yaxis: str = "y") -> list[dict]:
+    t, lo, hi = envelope(samples, sample_rate)
+    common = {"type": "scatter", "mode": "lines", "x": t, "line": {"width": 0.6, "color": color},
+              "xaxis": xaxis, "yaxis": yaxis, "hoverinfo": "skip", "showlegend": False}  # fmt: skip
+    return [{**common, "y": lo}, {**common, "y": hi, "fill": "tonexty", "fillcolor": color}]
+
+
+def long_waveform(samples, sample_rate: int, *, title: str = "Waveform", color: str = ORIGINAL_COLOR,
+                  height: int = 200) -> go.Figure:  # fmt: skip
+    """A waveform of any length as its min/max envelope (amplitude against time in s)."""
+    y = _np(samples).reshape(-1)
+    limit = max(float(np.abs(y).max()) if y.size else 0.0, 1e-3) * 1.05
+    layout = _layout(title=title, height=height, x_title="Time (s)", y_title="Amplitude",
+                     xaxis={"range": [0, max(y.size, 1) / sample_rate]}, yaxis={"range": [-limit, limit]})  # fmt: skip
+    return go.Figure(data=_envelope_traces(y, sample_rate, color), layout=layout)
+
+
+def class_color(i: int) -> str:
+    return RUN_COLORS[i % len(RUN_COLORS)]
+
+
+def detection_timeline(
+    samples: torch.Tensor | np.ndarray,
+    sample_rate: int,
+    result,
+    *,
+    truth: Sequence[dict] | None = None,
+    height: int = 520,
+    min_peak: float = 0.15,
+) -> go.Figure:
+    """Streaming detection at a glance (``result``: a :class:`kwscore.streaming.StreamResult`).
+
+    Top: the waveform, each detected word boxed and labelled with its score; windows too quiet to
+    fire (below the gate) greyed; the words really placed there (``truth``: dicts with ``word``,
+    ``start``, ``end``) marked underneath. Bottom: the smoothed probability of every class that
+    ever reaches ``min_peak``, drawn at the centre of its window, and the threshold.
+    """
+    cfg = result.config
+    duration = float(result.duration)
+    labels = list(result.labels)
+    y = _np(samples).reshape(-1)
+    limit = max(float(np.abs(y).max()) if y.size else 0.0, 1e-3) * 1.15
+    data: list[dict] = _envelope_traces(y, sample_rate, "#94a3b8")
+    shapes: list[dict] = []
+    notes: list[dict] = []
+    word_color = {w: class_color(i) for i, w in enumerate(labels)}
+
+    for d in result.detections:
+        color = word_color.get(d.word, ORIGINAL_COLOR)
+        shapes.append({"type": "rect", "xref": "x", "yref": "y", "x0": d.start, "x1": d.end, "y0": -limit, "y1": limit,
+                       "line": {"color": color, "width": 2}, "fillcolor": color, "opacity": 0.25, "layer": "below"})  # fmt: skip
+        notes.append({"xref": "x", "yref": "y", "x": (d.start + d.end) / 2, "y": limit, "yanchor": "bottom",
+                      "text": f"<b>{d.word}</b> {100 * d.score:.0f}%", "showarrow": False,
+                      "font": {"size": 12, "color": color}})  # fmt: skip
+    for w in truth or []:
+        shapes.append({"type": "line", "xref": "x", "yref": "y", "x0": w["start"], "x1": w["end"], "y0": -limit * 0.97,
+                       "y1": -limit * 0.97, "line": {"color": "#111827", "width": 3}})  # fmt: skip
+        notes.append({"xref": "x", "yref": "y", "x": (w["start"] + w["end"]) / 2, "y": -limit, "yanchor": "top",
+                      "text": w["word"], "showarrow": False, "font": {"size": 10, "color": "#374151"}})  # fmt: skip
+
+    # bottom panel: probabilities over time
+    centres = result.centres.numpy()
+    inactive = (~result.active).numpy()
+    if inactive.any():  # grey bands where the gate keeps every window from firing
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], inactive.astype(int), [0]])))
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            shapes.append({"type": "rect", "xref": "x2", "yref": "y2 domain", "x0": centres[a] - cfg.hop / 2,
+                           "x1": centres[b - 1] + cfg.hop / 2, "y0": 0, "y1": 1, "fillcolor": "#f1f5f9",
+                           "line": {"width": 0}, "layer": "below"})  # fmt: skip
+    smoothed = result.smoothed.numpy()
+    shown = [i for i in range(len(labels)) if smoothed[:, i].max() >= min_peak]
+    for i in shown:
+        data.append({
+            "type": "scatter", "mode": "lines", "x": centres, "y": 100 * smoothed[:, i], "name": labels[i],
+            "line": {"width": 1.8, "color": word_color[labels[i]]}, "xaxis": "x2", "yaxis": "y2",
+            "hovertemplate": f"{labels[i]}: %{{y:.0f}} % (window centred at %{{x:.2f}} s)<extra></extra>",
+        })  # fmt: skip
+    shapes.append({"type": "line", "xref": "x2 domain", "yref": "y2", "x0": 0, "x1": 1, "y0": 100 * cfg.threshold,
+                   "y1": 100 * cfg.threshold, "line": {"color": THRESHOLD_COLOR, "width": 1.2, "dash": "dash"}})  # fmt: skip
+    notes.append({"xref": "x2 domain", "yref": "y2", "x": 1, "y": 100 * cfg.threshold, "xanchor": "right",
+                  "yanchor": "bottom", "text": f"threshold {100 * cfg.threshold:.0f} %", "showarrow": False,
+                  "font": {"size": 11, "color": THRESHOLD_COLOR}, "bgcolor": "rgba(255,255,255,0.7)"})  # fmt: skip
+    title = (f"Streaming detection: a 1-s window every {1000 * cfg.hop:.0f} ms, {len(result.detections)} word(s) "
+             f"found")  # fmt: skip
+    layout = _layout(
+        title=title, height=height, x_title="", y_title="Amplitude",
+        xaxis={"range": [0, duration], "showticklabels": False, "anchor": "y"},
+        yaxis={"range": [-limit * 1.25, limit * 1.25], "domain": [0.58, 1.0], "zeroline": False},
+        xaxis2={"range": [0, duration], "title": {"text": "Time (s)"}, "anchor": "y2", "matches": "x"},
+        yaxis2={"range": [0, 105], "domain": [0.0, 0.5], "ticksuffix": " %",
+                "title": {"text": "Smoothed probability"}},
+        shapes=shapes, annotations=notes, hovermode="x unified",
+    )  # fmt: skip
+    return go.Figure(data=data, layout=_legend(layout, bool(shown), len(shown), per_row=8))

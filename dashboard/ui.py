@@ -51,6 +51,7 @@ PAGES = [
     ("train.py", "Train", ":material/model_training:"),
     ("runs.py", "Runs", ":material/monitoring:"),
     ("try_it.py", "Try it", ":material/mic:"),
+    ("record.py", "Your own words", ":material/record_voice_over:"),
 ]
 
 
@@ -506,3 +507,353 @@ def fit_feature_config(config: FeatureConfig) -> tuple[FeatureConfig, list[str]]
         )
         c = replace(c, n_mels=best)
     return c, notes
+
+
+# ============================================================================================
+# Training runs: small adapters over kwscore.jobs for the Train and Runs pages
+#
+# Pages only *read* run files (through kwscore.jobs) and launch/cancel/delete through it; these
+# helpers add what a page needs on top: a listing that never raises, the queue position, labels,
+# cached reports and parameter counts, the front end a run's model listens through, experiments.
+# ============================================================================================
+
+#: States in which a run still changes (pages poll them).
+ACTIVE_STATES = ("queued", "running")
+#: Colour and Material icon of each state, for badges in Markdown (``:green-badge[...]``).
+STATE_STYLE = {
+    "queued": ("gray", "hourglass_top"), "running": ("blue", "directions_run"),
+    "succeeded": ("green", "check_circle"), "failed": ("red", "error"), "cancelled": ("orange", "stop_circle"),
+    "unreadable": ("red", "warning"),
+}  # fmt: skip
+#: Experiments live beside the runs, in a folder whose leading "_" no run id can have.
+EXPERIMENTS_FOLDER = "_experiments"
+
+
+def runs_root() -> Path:
+    """The runs folder (``KWS_RUNS_DIR`` or ``~/.kws-studio/runs``), created if needed."""
+    from kwscore import jobs
+
+    return jobs.runs_root()
+
+
+def run_info_safe(path: Path):
+    """:func:`kwscore.jobs.run_info`, but a run too damaged even for that comes back as unreadable."""
+    from kwscore import jobs
+    from kwscore.runfiles import UNREADABLE
+
+    try:
+        return jobs.run_info(path)
+    except Exception as exc:  # noqa: BLE001 - a corrupt run must never break a page
+        return jobs.RunInfo(path.name, path, UNREADABLE, error=f"cannot read this run ({type(exc).__name__}: {exc})")
+
+
+def all_runs() -> list:
+    """Every run of the runs folder as :class:`kwscore.jobs.RunInfo`, newest first. Never raises."""
+    from kwscore.runfiles import RUN_ID_RE
+
+    try:
+        folders = [p for p in runs_root().iterdir() if p.is_dir() and RUN_ID_RE.match(p.name)]
+    except OSError as exc:
+        st.error(f"Cannot read the runs folder: {exc}")
+        return []
+    infos = [run_info_safe(p) for p in folders]
+    return sorted(infos, key=lambda r: (r.created or 0.0, r.run_id), reverse=True)
+
+
+def waiting_ahead(info, infos: list) -> int:
+    """How many runs will train before this queued one (runs in progress and older queued ones)."""
+    mine = (info.created or 0.0, info.run_id)
+    return sum(
+        1
+        for other in infos
+        if other.run_id != info.run_id and other.state in ACTIVE_STATES and (other.created or 0.0, other.run_id) < mine
+    )
+
+
+def state_text(info, infos: list | None = None) -> str:
+    """``"waiting (2 ahead)"`` for a queued run (given every run), else the state: ``"running"``…"""
+    if info.state == "queued" and infos is not None:
+        return f"waiting ({waiting_ahead(info, infos)} ahead)"
+    return info.state
+
+
+def state_badge(info, infos: list | None = None) -> str:
+    """:func:`state_text` as a coloured Markdown badge with an icon."""
+    color, icon = STATE_STYLE.get(info.state, ("gray", "help"))
+    return f":{color}-badge[:material/{icon}: {state_text(info, infos)}]"
+
+
+def short_id(run_id: str) -> str:
+    """The random tail of a run id (``…-m5-ae027b`` -> ``ae027b``), enough to tell runs apart."""
+    return run_id.rsplit("-", 1)[-1]
+
+
+def augment_name(augment: Any) -> str:
+    """A run config's ``augment`` in a word: ``none`` / a preset name / the recipe's name."""
+    if isinstance(augment, str):
+        return augment
+    if isinstance(augment, dict):
+        if not augment.get("steps") and not augment.get("spec_augment"):
+            return "none"
+        return str(augment.get("name") or "custom")
+    return "?"
+
+
+def augment_on(config: dict | None) -> bool:
+    return augment_name((config or {}).get("augment", "none")) != "none"
+
+
+def fraction_text(config: dict | None) -> str:
+    fraction = (config or {}).get("fraction", 1.0)
+    try:
+        return f"{100 * float(fraction):g} %"
+    except (TypeError, ValueError):
+        return "?"
+
+
+def run_label(info) -> str:
+    """A short legend label: ``m5 · 25 % · aug recipe · ae027b``."""
+    config = info.config or {}
+    return f"{info.model or '?'} · {fraction_text(config)} · aug {augment_name(config.get('augment', 'none'))} · {short_id(info.run_id)}"
+
+
+def fmt_duration(seconds: float | None, compact: bool = False) -> str:
+    """``45 s``, ``3 min 05 s``, ``1 h 02 min`` (``compact``: ``3m 05s``); ``–`` for None."""
+    if seconds is None:
+        return "–"
+    s = int(round(max(0.0, float(seconds))))
+    if s < 60:
+        return f"{s}s" if compact else f"{s} s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s" if compact else f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if compact else f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def dataset_name(data: str | None, short: bool = False) -> str:
+    """The sidebar's name of a dataset root (``short``: a word or the folder name)."""
+    if not data:
+        return "?"
+    try:
+        resolved = Path(data).expanduser().resolve()
+        for entry in dataset_entries():
+            if entry.root.resolve() == resolved:
+                if short:
+                    return {"synthetic": "synthetic", "real": "Speech Commands"}.get(entry.key, entry.root.name)
+                return entry.label
+    except OSError:
+        pass
+    return Path(data).name or str(data)
+
+
+def commands_text(commands: Any) -> str:
+    if isinstance(commands, list):
+        return f"{len(commands)} words"
+    return {"8": "8 commands", "35": "35 words", "all": "all words"}.get(str(commands), str(commands))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _cached_report(path: str, mtime: float) -> dict | None:
+    from kwscore import jobs
+
+    report = jobs.read_report(Path(path))
+    needed = ("accuracy", "labels", "confusion", "per_class_accuracy")
+    return report if report and all(k in report for k in needed) else None
+
+
+def run_report(info) -> dict | None:
+    """The run's report.json (cached until it changes; shared, do not modify), None if absent/bad."""
+    path = Path(info.path)
+    mtime = _mtime(path / "report.json")
+    return _cached_report(str(path), mtime) if mtime else None
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _cached_metrics(path: str, mtime: float) -> tuple[list[dict], list[dict]]:
+    from kwscore import jobs
+
+    return jobs.read_metrics(Path(path))
+
+
+def run_metrics(info) -> tuple[list[dict], list[dict]]:
+    """``(iteration records, epoch records)`` of a run, re-read only when metrics.jsonl changed."""
+    path = Path(info.path)
+    mtime = _mtime(path / "metrics.jsonl")
+    return _cached_metrics(str(path), mtime) if mtime else ([], [])
+
+
+@st.cache_data(max_entries=64, show_spinner="Building the model…")
+def describe_model(model: str, n_classes: int, input_shape: tuple[int, ...], kwargs_json: str) -> dict:
+    """:func:`kwscore.models.describe` (layers, parameters, input shape), cached per setting."""
+    import json
+
+    from kwscore.models import describe
+
+    return describe(model, n_classes, list(input_shape), **json.loads(kwargs_json))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _count_params(model: str, n_classes: int, kwargs_json: str) -> int | None:
+    import json
+
+    from kwscore.models import build_model, count_parameters
+
+    try:
+        return count_parameters(build_model(model, n_classes, **json.loads(kwargs_json)))
+    except (KwsError, TypeError, ValueError):
+        return None
+
+
+def run_n_params(info) -> int | None:
+    """Trainable parameters of a run's model: from its report, else counted from its config."""
+    import json
+
+    report = run_report(info)
+    if report and report.get("n_params"):
+        return int(report["n_params"])
+    config = info.config or {}
+    if not config.get("model"):
+        return None
+    try:
+        from kwscore.data.dataset import resolve_commands
+
+        n_classes = len(resolve_commands(config.get("commands", "8"), word_folders(config.get("data", ""))))
+        kwargs = json.dumps(config.get("model_kwargs") or {}, sort_keys=True)
+    except (KwsError, OSError, TypeError, ValueError):
+        return None
+    return _count_params(config["model"], n_classes, kwargs)
+
+
+def model_input_view(config: dict, waveform: torch.Tensor) -> tuple[torch.Tensor, FeatureConfig, str]:
+    """What a run's model gets from one 16 kHz clip, as a picture: ``(spectrogram, its config, kind)``.
+
+    The clip goes through the run's own front end (:func:`kwscore.evaluation.build_transform`, the
+    one stored in its checkpoints). Mel models (``kind="mel"``): that output *is* the picture — the
+    (normalised) dB Mel spectrogram. Waveform models (``"waveform"``): they get samples at their
+    rate (8 kHz), shown as a linear dB spectrogram of that resampled clip (empty above Nyquist).
+    """
+    from kwscore.evaluation import build_transform, transform_config
+    from kwscore.features import linear_spectrogram_db
+    from kwscore.runner import RunConfig
+
+    rc = RunConfig.from_dict(config)
+    clip = audio.fix_length(waveform, SAMPLE_RATE).unsqueeze(0)  # [1, 1, 16000]
+    with torch.inference_mode():
+        seen = build_transform(transform_config(rc.model_rate, rc.feature_config))(clip)
+    if rc.representation == "mel":
+        return seen[0, 0], rc.feature_config, "mel"
+    view = FeatureConfig(normalize=False).at_sample_rate(rc.model_rate)
+    return linear_spectrogram_db(seen[0], view), view, "waveform"
+
+
+def load_audio_file(path: str | Path) -> torch.Tensor | None:
+    """A clip file as ``[1, time]`` at 16 kHz (cached), or None when it cannot be read."""
+    try:
+        samples, _sr = _decode(str(path), Path(path).stat().st_mtime)
+    except (KwsError, OSError):
+        return None
+    return torch.from_numpy(samples).unsqueeze(0)
+
+
+# -- experiments: a grid of runs answering one question ------------------------------------------
+
+
+def experiments_dir() -> Path:
+    return runs_root() / EXPERIMENTS_FOLDER
+
+
+def new_experiment_id(model: str) -> str:
+    import secrets
+    import time
+
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{secrets.token_hex(2)}"
+
+
+def save_experiment(record: dict) -> Path:
+    """Write ``_experiments/<id>.json`` (atomically) in the runs folder."""
+    from kwscore.runfiles import write_json
+
+    return write_json(experiments_dir() / f"{record['id']}.json", record)
+
+
+def list_experiments() -> list[dict]:
+    """Every experiment record, newest first; unreadable files are skipped."""
+    from kwscore.runfiles import read_json
+
+    out = []
+    folder = experiments_dir()
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = read_json(path)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("runs"), list) and record.get("id"):
+            out.append(record)
+    return sorted(out, key=lambda r: (r.get("created") or 0.0, r["id"]), reverse=True)
+
+
+def launch_experiment(
+    base, fractions: list[float], augment: Any, question: str = "", progress: Callable[[int, int], None] | None = None
+) -> dict:
+    """Queue ``base`` (a RunConfig) once per training fraction × augmentation off/on, same seed.
+
+    ``augment`` is the recipe of the "on" runs (preset name or AugmentConfig dict). Smallest
+    fractions first, so that the plot fills in from the left. Returns the experiment record, saved
+    in ``_experiments/<id>.json`` after every launched run (a failure half-way keeps what started).
+    ``progress(done, total)`` is called after each run is queued.
+    """
+    import time
+    from dataclasses import replace as dc_replace
+
+    from kwscore import jobs
+
+    record = {
+        "id": new_experiment_id(base.model), "created": time.time(), "question": question,
+        "model": base.model, "seed": base.seed, "epochs": base.epochs, "data": base.data,
+        "fractions": sorted(fractions), "augment": augment, "runs": [],
+    }  # fmt: skip
+    try:
+        for fraction in sorted(fractions):
+            for setting in ("off", "on"):
+                config = dc_replace(base, fraction=float(fraction), augment="none" if setting == "off" else augment)
+                run_id = jobs.launch(config, start_worker=False)
+                record["runs"].append({"run_id": run_id, "fraction": float(fraction), "augment": setting})
+                save_experiment(record)
+                if progress:
+                    progress(len(record["runs"]), 2 * len(fractions))
+    finally:
+        if record["runs"]:
+            jobs.ensure_worker()
+    return record
+
+
+# -- pages and fragments -------------------------------------------------------------------------
+
+
+def page_link(file: str, label: str, icon: str | None = None) -> None:
+    """``st.page_link`` to ``pages/<file>``, drawn only when that page exists."""
+    path = PAGES_DIR / file
+    if path.exists():
+        st.page_link(str(path), label=label, icon=icon)
+
+
+def count_page_run(page: str) -> None:
+    """Call at the top of a page: counts the page's full script runs (see :func:`fragment_rerun`)."""
+    key = f"_{page}_full_runs"
+    st.session_state[key] = st.session_state.get(key, 0) + 1
+
+
+def fragment_rerun(page: str, fragment: str) -> bool:
+    """Inside a fragment: True when only the fragment is rerunning (a timer or one of its widgets),
+    False when the whole page is running. A fragment calls ``st.rerun()`` only in the first case."""
+    runs = st.session_state.get(f"_{page}_full_runs", 0)
+    seen_key = f"_{page}_{fragment}_seen"
+    alone = st.session_state.get(seen_key) == runs
+    st.session_state[seen_key] = runs
+    return alone

@@ -10,6 +10,8 @@
     kwscore eval    RUN [--data ROOT] [--subset testing|validation|training|all] [--json]
     kwscore worker  [--runs-dir DIR] [--concurrency N]
     kwscore cancel  RUN [--runs-dir DIR]
+    kwscore detect  RUN FILE [--json] [--hop S] [--smooth S] [--threshold P] [--refractory S]
+    kwscore export  RUN --format torchscript|onnx [--out DIR]
 
 Mistakes (a missing dataset, a bad parameter) are printed as one friendly line and exit code 2,
 never as a traceback.
@@ -263,6 +265,50 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kwscore.inference import Predictor, read_audio
+    from kwscore.streaming import StreamConfig
+
+    folder = _run_folder(args.run, args.runs_dir)
+    path = Path(args.file).expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KwsError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    sound = read_audio(data, path.name)
+    cfg = StreamConfig(hop=args.hop, smooth=args.smooth, threshold=args.threshold, refractory=args.refractory,
+                       gate_db=args.gate_db).validate()  # fmt: skip
+    result = Predictor.from_run(folder).detect(sound.waveform, cfg)
+    if args.json:
+        print(json.dumps(result.to_list()))
+        return 0
+    print(f"{path.name}: {sound.duration:.2f} s, {sound.sample_rate} Hz, {sound.channels} channel(s); "
+          f"{sound.describe()}")  # fmt: skip
+    for note in sound.notes:
+        print(f"note: {note}")
+    if not result.detections:
+        print(f"no keyword found (threshold {cfg.threshold:g}; noise floor {result.floor_db:.0f} dBFS)")
+    for d in result.detections:
+        print(f"{d.start:7.2f} s - {d.end:6.2f} s  {d.word:<12} {d.score:.2f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from kwscore.export import export_run
+
+    folder = _run_folder(args.run, args.runs_dir)
+    result = export_run(folder, args.format, args.out)
+    meta = result.metadata
+    print(f"{result.path} ({result.path.stat().st_size / 1024:.0f} KiB) and {result.metadata_path.name}")
+    print(f"input: waveform float32 [batch, 16000] (1 s at 16 kHz) -> probabilities [batch, {len(meta['labels'])}]"
+          f" over {', '.join(meta['labels'])}")  # fmt: skip
+    print(f"checked against the checkpoint: max difference {result.max_abs_diff:.1e} "
+          f"on {meta['parity']['inputs']} inputs (in {result.seconds:.1f} s)")  # fmt: skip
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kwscore", description="KWS Studio: keyword spotting, from data to model.")
@@ -329,6 +375,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run id or run folder")
     p.add_argument("--runs-dir", help=runs_help)
     p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("detect", help="find keywords in a recording (up to 60 s) with a run's model")
+    p.add_argument("run", help="run id or run folder")
+    p.add_argument("file", help="WAV, FLAC or OGG file: any sample rate, mono or stereo")
+    p.add_argument("--json", action="store_true", help="print the detections as JSON: word, start, end, score")
+    # the defaults of kwscore.streaming.StreamConfig (not imported here: it would load torch for every command)
+    p.add_argument("--hop", type=float, default=0.1, help="seconds between 1-s windows (default 0.1)")
+    p.add_argument("--smooth", type=float, default=0.3, help="moving average of the probabilities, s (default 0.3)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability needed to fire (default 0.5)")
+    p.add_argument("--refractory", type=float, default=0.8, help="quiet time after a detection, s (default 0.8)")
+    p.add_argument("--gate-db", type=float, default=12.0, help="sound must be this far above the noise floor, dB (default 12)")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("export", help="export a run as one TorchScript or ONNX file (front end included)")
+    p.add_argument("run", help="run id or run folder")
+    p.add_argument("--format", choices=["torchscript", "onnx"], default="onnx", help="file format (default onnx)")
+    p.add_argument("--out", help="folder for model.pt/model.onnx + model.json (default RUN/export/FORMAT)")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.set_defaults(func=cmd_export)
     return parser
 
 

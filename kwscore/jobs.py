@@ -488,8 +488,8 @@ def worker_pid(runs_dir=None) -> int | None:
     with open(root / WORKER_LOCK, "a+") as lock:
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return pid or -1
+        except BlockingIOError:  # held: a worker is alive (its worker.json may still be the old one's)
+            return pid if pid and pid_alive(pid) else -1
         fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
     return None
 
@@ -514,10 +514,10 @@ def ensure_worker(runs_dir=None, concurrency: int | None = None) -> int:
     deadline = time.monotonic() + 15.0  # until it holds the lock, so a second call sees it
     while time.monotonic() < deadline and worker.poll() is None:
         pid = worker_pid(root)
-        if pid:
+        if pid and pid > 0:
             return pid
         time.sleep(0.05)
-    return worker_pid(root) or worker.pid
+    return worker.pid
 
 
 _STARTED_WORKERS: list[subprocess.Popen] = []

@@ -214,9 +214,10 @@ def test_report_has_accuracy_confusion_and_mistakes(m5_run):
 
 
 def test_checkpoint_loads_safely_and_predicts_like_the_model_in_memory(m5_run, small_synth):
-    result, _ = m5_run
+    result, seen = m5_run
     ckpt = torch.load(RunFiles(result.run_dir).best_path, weights_only=True)
-    assert ckpt["labels"] == result.labels and ckpt["transform_config"]["sample_rate"] == 8000
+    rate = seen["config"].model_rate  # the recipe's rate (16 kHz for M5), stored with the checkpoint
+    assert ckpt["labels"] == result.labels and ckpt["transform_config"]["sample_rate"] == rate
     model, transform, labels, config = load_run_model(result.run_dir)
     assert labels == result.labels and config["model"] == "m5"
     clips = torch.stack([SpeechCommands(small_synth, "testing").waveform(i) for i in range(4)])

@@ -1,0 +1,212 @@
+"""The logic behind the Try-it page: pick a finished run, analyse a recording, export the model.
+
+:func:`analyse` does everything that happens after a file arrives (decode, check, convert, classify
+one clip or scan a long recording) and returns an :class:`Analysis` the page only has to draw; it
+raises :class:`~kwscore.errors.KwsError` with a readable message for bad input. It is a plain
+function so that it can be tested and reused without a browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from dashboard import ui
+from kwscore import audio
+from kwscore.data.dataset import SAMPLE_RATE
+from kwscore.errors import KwsError
+from kwscore.inference import CONFIDENT, AudioInput, Prediction, Predictor, loudest_second, read_audio
+from kwscore.streaming import StreamConfig, StreamResult
+
+
+def finished_runs() -> list:
+    """Finished runs that have a best checkpoint, best test accuracy first (then newest)."""
+    runs = [r for r in ui.all_runs() if r.state == "succeeded" and (Path(r.path) / "best.pt").is_file()]
+    return sorted(runs, key=lambda r: (-(r.test_accuracy if r.test_accuracy is not None else -1.0), -(r.created or 0.0)))
+
+
+def run_choice_label(info) -> str:
+    """``cnn · 92.7 % test · synthetic · 8 commands · ae027b``."""
+    acc = f"{100 * info.test_accuracy:.1f} % test" if info.test_accuracy is not None else "no test score"
+    return (f"{info.model or '?'} · {acc} · {ui.dataset_name(info.data, short=True)} · "
+            f"{ui.commands_text(info.commands)} · {ui.short_id(info.run_id)}")  # fmt: skip
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _cached_predictor(run_path: str, mtime: float) -> Predictor:
+    return Predictor.from_run(run_path)
+
+
+def predictor(info) -> Predictor:
+    """The run's best model with its front end (cached until best.pt changes). Raises KwsError."""
+    path = Path(info.path)
+    try:
+        mtime = (path / "best.pt").stat().st_mtime
+    except OSError as exc:
+        raise KwsError(f"Run {info.run_id} has no best.pt any more ({exc.strerror}). Pick another run.") from exc
+    return _cached_predictor(str(path), mtime)
+
+
+@dataclass
+class Analysis:
+    """What the page draws for one recording."""
+
+    sound: AudioInput
+    kind: str  #: "clip" (one word, classified once) or "stream" (scanned with a sliding window)
+    steps: list[str] = field(default_factory=list)  #: every conversion, in order, in words
+    clip: torch.Tensor | None = None  #: [1, 16000] what the model classified (clip mode)
+    clip_start: float = 0.0  #: where that second starts in the recording, s
+    prediction: Prediction | None = None
+    model_input: torch.Tensor | None = None  #: what the network received for the clip
+    stream: StreamResult | None = None
+    seconds: float = 0.0  #: time the model took (classification or the whole scan)
+
+    @property
+    def real_time_factor(self) -> float | None:
+        """Processing time / audio duration for a scan (0.02 = 50× faster than real time)."""
+        return self.seconds / self.sound.duration if self.kind == "stream" and self.sound.duration else None
+
+
+def analyse(
+    data: bytes,
+    name: str,
+    model: Predictor,
+    cfg: StreamConfig | None = None,
+    threshold: float = CONFIDENT,
+) -> Analysis:
+    """Decode ``data``, convert it to mono 16 kHz, then classify it (a clip up to 1.5 s) or run
+    streaming detection over it (longer). Raises KwsError for bad input."""
+    sound = read_audio(data, name)
+    steps = [f"decoded {sound.format}: {sound.sample_rate:,} Hz, "
+             f"{'mono' if sound.channels == 1 else 'stereo' if sound.channels == 2 else f'{sound.channels} channels'}, "
+             f"{sound.duration:.2f} s"]  # fmt: skip
+    steps += sound.steps
+    if sound.is_clip:
+        clip, start = loudest_second(sound.waveform)
+        n = sound.waveform.shape[-1]
+        if n < SAMPLE_RATE:
+            steps.append(f"zero-padded from {n / SAMPLE_RATE:.2f} s to 1 s (the model takes exactly one second)")
+        elif n > SAMPLE_RATE:
+            steps.append(f"the loudest second, {start:.2f}–{start + 1:.2f} s, is cut out: the model takes exactly one second")
+        steps += model.front_end_steps()
+        tic = time.perf_counter()
+        prediction = model.predict(clip, threshold)
+        seconds = time.perf_counter() - tic
+        return Analysis(sound, "clip", steps, clip, start, prediction, model.model_input(clip), seconds=seconds)
+    cfg = (cfg or StreamConfig()).validate()
+    steps.append(f"cut into 1-s windows every {1000 * cfg.hop:.0f} ms: {_n_windows(sound.duration, cfg)} windows, "
+                 "each classified on its own")  # fmt: skip
+    steps += model.front_end_steps()
+    tic = time.perf_counter()
+    result = model.detect(sound.waveform, cfg)
+    return Analysis(sound, "stream", steps, stream=result, seconds=time.perf_counter() - tic)
+
+
+def _n_windows(duration: float, cfg: StreamConfig) -> int:
+    return 1 + max(0, -(-round((duration - cfg.window) * 1000) // round(cfg.hop * 1000)))
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _cached_analysis(key: str, _data: bytes, name: str, _model: Predictor, cfg: StreamConfig, threshold: float) -> Analysis:
+    return analyse(_data, name, _model, cfg, threshold)
+
+
+def cached_analysis(data: bytes, name: str, info, model: Predictor, cfg: StreamConfig, threshold: float) -> Analysis:
+    """:func:`analyse`, cached per (file content, run, settings): moving another widget is free."""
+    key = f"{digest(data)}|{info.run_id}|{(Path(info.path) / 'best.pt').stat().st_mtime}"
+    return _cached_analysis(key, data, name, model, cfg, threshold)
+
+
+def detections_table(result: StreamResult):
+    import pandas as pd
+
+    rows = [{"word": d.word, "start (s)": round(d.start, 2), "end (s)": round(d.end, 2), "score": round(d.score, 3)}
+            for d in result.detections]  # fmt: skip
+    return pd.DataFrame(rows, columns=["word", "start (s)", "end (s)", "score"])
+
+
+def snippet(waveform: torch.Tensor, start: float, end: float, margin: float = 0.15) -> torch.Tensor:
+    """The stretch ``start - margin`` to ``end + margin`` (s) of a 16 kHz waveform [1, time]."""
+    a = max(0, round((start - margin) * SAMPLE_RATE))
+    b = min(waveform.shape[-1], round((end + margin) * SAMPLE_RATE))
+    return waveform[:, a:b]
+
+
+def wav_of(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> bytes:
+    return audio.wav_bytes(waveform, sample_rate)
+
+
+def dataset_exists(root) -> bool:
+    from kwscore.data.layout import dataset_folder, word_folders
+
+    try:
+        return bool(root) and dataset_folder(root).is_dir() and bool(word_folders(root))
+    except OSError:
+        return False
+
+
+def noise_names(root) -> list[str]:
+    """File names in the dataset's ``_background_noise_`` folder."""
+    from kwscore.data.layout import noise_files
+
+    try:
+        return [p.name for p in noise_files(root)]
+    except OSError:
+        return []
+
+
+def placed(truth: list[dict]) -> list:
+    """Placed-word dicts (kept in session state) back to :class:`kwscore.streaming.Placed`."""
+    from kwscore.streaming import Placed
+
+    return [Placed(**w) for w in truth]
+
+
+# -- export ------------------------------------------------------------------------------------------
+
+EXPORT_FORMATS = {"onnx": "ONNX (runs in ONNX Runtime anywhere)", "torchscript": "TorchScript (PyTorch, LibTorch)"}
+
+
+def export_panel(info) -> None:
+    """Format choice, an Export button, then the parity check and a download of model + model.json."""
+    from kwscore.export import existing_export, export_run
+
+    st.markdown(
+        "One file holding the **whole pipeline**: 1 s of 16 kHz mono audio `[batch, 16000]` in, class "
+        "probabilities out — resampling or the Mel front end, the network and the softmax included. "
+        "`model.json` beside it lists the labels and the front-end settings."
+    )
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+    fmt = c1.radio("Format", list(EXPORT_FORMATS), format_func=EXPORT_FORMATS.get, horizontal=True, key="try_export_fmt")
+    done = existing_export(info.path, fmt)
+    if c2.button("Export" if done is None else "Export again", icon=":material/build:", key="try_export",
+                 width="stretch"):  # fmt: skip
+        try:
+            with st.spinner(f"Exporting to {fmt} and checking it against the checkpoint…"):
+                done = export_run(info.path, fmt)
+        except KwsError as exc:
+            st.error(str(exc))
+            return
+    if done is None:
+        st.caption("Exporting takes a few seconds (ONNX up to ~15 s on a busy machine).")
+        return
+    parity = done.metadata["parity"]
+    st.success(
+        f"`{done.path.name}` ({done.path.stat().st_size / 1024:.0f} KiB): it gives the checkpoint's probabilities "
+        f"to within {parity['max_abs_diff']:.1e} on {parity['inputs']} test inputs (allowed {parity['tolerance']:g}).",
+        icon=":material/verified:",
+    )
+    st.download_button(
+        f"Download {done.path.name} + model.json (zip)", done.zip_bytes(), f"{info.run_id}-{fmt}.zip",
+        "application/zip", icon=":material/download:", key="try_export_download",
+    )  # fmt: skip
+    st.code(done.metadata["usage"], language="python")

@@ -1,0 +1,500 @@
+"""Streaming detection: find keywords in a long recording with a 1-s classifier.
+
+A keyword-spotting model answers one question — *which word is in this second?* To listen to a
+longer recording we slide that second along it and post-process the answers, as on-device
+detectors do ("posterior handling"):
+
+1. **Slide.** Cut 1-s windows every ``hop`` seconds and classify them all (in batches): one row of
+   class probabilities per window, ``probs [windows, classes]``.
+2. **Smooth.** Average each class's probability over ``smooth`` seconds of neighbouring windows,
+   so that a single odd window does not fire.
+3. **Gate.** A model without a "silence" class must name *some* word even for pure noise, often
+   confidently. So we measure loudness in the speech band (200 Hz - 4 kHz): the recording's
+   **noise floor** is the 10th percentile of its 10-ms frame levels, and a window may only fire
+   when it holds a sound at least ``gate_db`` louder than that floor, lasting at least 0.1 s, and
+   whole — not cut by the window's edges (a cheap voice-activity detector).
+4. **Threshold.** A detection starts where the best keyword's smoothed probability reaches
+   ``threshold``; it is reported at the *peak* of that score (the best-centred window), looking
+   at most ``window`` seconds ahead.
+5. **Refractory period.** After a detection nothing fires for ``refractory`` seconds: a word is
+   seen by several overlapping windows, and windows that see only half of it can look like
+   another word.
+
+The word's start and end are the loud stretch (above the gate) around the loudest 10-ms frame of
+the peak window. Shapes: waveform ``[1, time]``; probabilities ``[windows, classes]``.
+
+:func:`compose` builds a test recording — known words at known times in background noise — for
+tests, benchmarks and the Try-it page.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torchaudio.functional as AF
+
+from kwscore.errors import KwsError
+
+#: Labels that mean "no keyword" when a model has them.
+NON_KEYWORDS = ("_silence_", "_unknown_", "_background_noise_")
+#: Length of the frames loudness is measured on, in seconds.
+FRAME_S = 0.01
+#: The noise floor is this percentile of the frame levels.
+FLOOR_PERCENTILE = 10.0
+#: Frames quieter than this (dBFS) are digital silence, whatever the floor.
+ABSOLUTE_FLOOR_DB = -90.0
+#: Loudness is measured in this band (Hz): speech, not rumble or hiss.
+SPEECH_BAND = (200.0, 4000.0)
+#: A word's loud stretch: frames at least this share of ``gate_db`` above the noise floor.
+SPAN_SHARE = 1.0
+#: ... and last at least this long (s): a click or a blip of babble is not a word.
+MIN_WORD_S = 0.1
+#: ... and within this many dB of the window's loudest frame (the quiet tail of a word is not the word).
+SPAN_RANGE_DB = 30.0
+#: A window may fire only if its loud stretch keeps this far (s) from both of its edges: the
+#: classifier was trained on whole words, and a window that cuts a word is not to be trusted.
+EDGE_S = 0.05
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Posterior-handling settings (seconds, probabilities, decibels)."""
+
+    window: float = 1.0  #: the classifier's input length
+    hop: float = 0.1  #: from one window to the next
+    smooth: float = 0.3  #: moving-average length over the window probabilities (0: off)
+    threshold: float = 0.5  #: smoothed probability a keyword needs to fire
+    refractory: float = 0.8  #: quiet time after a detection
+    gate_db: float = 12.0  #: how far above the noise floor something must be to count as sound
+
+    def validate(self) -> StreamConfig:
+        problems = []
+        if not 0 < self.window <= 10:
+            problems.append(f"window must be between 0 and 10 s, got {self.window} s.")
+        if not 0 < self.hop <= self.window:
+            problems.append(f"hop must be between 0 and the window ({self.window} s), got {self.hop} s.")
+        if not 0 <= self.smooth <= 5:
+            problems.append(f"smooth must be between 0 s (off) and 5 s, got {self.smooth} s.")
+        if not 0 < self.threshold < 1:
+            problems.append(f"threshold is a probability: between 0 and 1, got {self.threshold}.")
+        if not 0 <= self.refractory <= 10:
+            problems.append(f"refractory must be between 0 and 10 s, got {self.refractory} s.")
+        if not 0 <= self.gate_db <= 60:
+            problems.append(f"gate_db must be between 0 and 60 dB, got {self.gate_db}.")
+        if problems:
+            raise KwsError(" ".join(problems))
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Detection:
+    word: str
+    start: float  #: seconds from the start of the recording: where the word begins
+    end: float  #: and ends (the loud stretch of the peak window)
+    score: float  #: the smoothed probability at the peak
+    window_start: float = 0.0  #: start of the peak window, s
+
+    @property
+    def centre(self) -> float:
+        return (self.start + self.end) / 2
+
+    def to_dict(self) -> dict:
+        """``{"word", "start", "end", "score"}`` rounded for JSON (ms, 3 decimals)."""
+        return {"word": self.word, "start": round(self.start, 3), "end": round(self.end, 3),
+                "score": round(self.score, 3)}  # fmt: skip
+
+
+@dataclass
+class StreamResult:
+    """Everything the timeline plot needs."""
+
+    times: torch.Tensor  #: [windows] start time of each window, s
+    probs: torch.Tensor  #: [windows, classes] raw probabilities
+    smoothed: torch.Tensor  #: [windows, classes]
+    active: torch.Tensor  #: [windows] bool: loud enough (above the gate) to hold a word
+    labels: list[str]
+    detections: list[Detection]
+    config: StreamConfig
+    floor_db: float  #: the recording's noise floor, dBFS
+    frame_db: torch.Tensor  #: [frames] level of every 10-ms frame, dBFS
+    duration: float  #: seconds
+
+    @property
+    def centres(self) -> torch.Tensor:
+        """[windows] the centre time of each window, s (where its probabilities are drawn)."""
+        return self.times + self.config.window / 2
+
+    def to_list(self) -> list[dict]:
+        return [d.to_dict() for d in self.detections]
+
+
+# --------------------------------------------------------------------------------------------
+# The steps
+# --------------------------------------------------------------------------------------------
+
+
+def frame_windows(waveform: torch.Tensor, sample_rate: int, window: float, hop: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """[1, time] -> (windows [n, 1, window·sr], start times [n]); the end is zero-padded.
+
+    A view, not a copy: ``unfold`` reads the overlapping windows from the same memory.
+    """
+    win, step = round(window * sample_rate), max(1, round(hop * sample_rate))
+    x = waveform.reshape(-1)
+    n = max(1, 1 + -(-max(0, x.numel() - win) // step))
+    x = torch.nn.functional.pad(x, (0, (n - 1) * step + win - x.numel()))
+    windows = x.unfold(0, win, step)[:n]
+    return windows.unsqueeze(1), torch.arange(n) * step / sample_rate
+
+
+def moving_average(probs: torch.Tensor, k: int) -> torch.Tensor:
+    """Centred mean over ``k`` windows (edges repeated): [n, classes] -> [n, classes].
+
+    Centred, not causal, because the whole file is known: a live detector averages the last
+    ``k`` windows instead and reports each word ``k/2`` hops later.
+    """
+    if k <= 1 or len(probs) == 0:
+        return probs
+    left, right = (k - 1) // 2, k // 2
+    padded = torch.cat([probs[:1].expand(left, -1), probs, probs[-1:].expand(right, -1)])
+    return padded.unfold(0, k, 1).mean(dim=-1)
+
+
+def speech_band(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Keep 200 Hz - 4 kHz (two biquads), where speech has its energy and rumble or hiss has little:
+    loudness measured there tells words from brown noise much better."""
+    x = AF.highpass_biquad(waveform, sample_rate, SPEECH_BAND[0])
+    return AF.lowpass_biquad(x, sample_rate, min(SPEECH_BAND[1], 0.45 * sample_rate))
+
+
+def frame_levels(waveform: torch.Tensor, sample_rate: int, band: bool = True) -> torch.Tensor:
+    """[1, time] -> [frames] level of each 10-ms frame in dBFS (a full-scale sine is -3 dB),
+    measured in the speech band (``band=True``) or over all frequencies."""
+    hop = max(1, round(FRAME_S * sample_rate))
+    x = speech_band(waveform.reshape(1, -1), sample_rate) if band else waveform
+    x = x.reshape(-1)
+    x = torch.nn.functional.pad(x, (0, (-x.numel()) % hop))
+    return 10 * torch.log10(x.reshape(-1, hop).pow(2).mean(dim=1) + 1e-12)
+
+
+def noise_floor(levels: torch.Tensor) -> float:
+    """The recording's noise floor: the 10th percentile of its frame levels, in dBFS."""
+    if levels.numel() == 0:
+        return ABSOLUTE_FLOOR_DB
+    return max(float(torch.quantile(levels.float(), FLOOR_PERCENTILE / 100)), ABSOLUTE_FLOOR_DB)
+
+
+def window_frames(n_windows: int, cfg: StreamConfig, n_frames: int) -> torch.Tensor:
+    """[n_windows, frames per window] indices of the 10-ms frames inside each window (clamped)."""
+    per = max(1, round(cfg.window / FRAME_S))
+    step = cfg.hop / FRAME_S
+    starts = (torch.arange(n_windows) * step).round().long()
+    return (starts[:, None] + torch.arange(per)[None, :]).clamp(max=max(n_frames - 1, 0))
+
+
+def loud_span(levels: torch.Tensor, threshold_db: float, max_gap: int = 8) -> tuple[int, int] | None:
+    """The loud stretch around the loudest frame: (first, last + 1) frame, or None.
+
+    Frames at or above ``threshold_db`` count as loud; gaps of up to ``max_gap`` quiet frames
+    (100 ms: the closure before a "t" or "k") do not end the stretch.
+    """
+    loud = levels >= threshold_db
+    if not bool(loud.any()):
+        return None
+    peak = int(levels.argmax())
+    start = end = peak
+    gap = 0
+    for i in range(peak - 1, -1, -1):
+        gap = 0 if loud[i] else gap + 1
+        if gap > max_gap:
+            break
+        if loud[i]:
+            start = i
+    gap = 0
+    for i in range(peak + 1, len(levels)):
+        gap = 0 if loud[i] else gap + 1
+        if gap > max_gap:
+            break
+        if loud[i]:
+            end = i
+    return start, end + 1
+
+
+def window_spans(levels: torch.Tensor, index: torch.Tensor, threshold_db: float) -> torch.Tensor:
+    """[windows, 2] the loud stretch of each window, in frames from the window start ((-1, -1) if none).
+
+    Loud: at least ``threshold_db``, and within :data:`SPAN_RANGE_DB` of the window's loudest frame.
+    """
+    spans = torch.full((len(index), 2), -1, dtype=torch.long)
+    for w, frames in enumerate(index):
+        window = levels[frames]
+        span = loud_span(window, max(threshold_db, float(window.max()) - SPAN_RANGE_DB))
+        if span is not None:
+            spans[w, 0], spans[w, 1] = span
+    return spans
+
+
+def pick_detections(
+    smoothed: torch.Tensor,
+    times: torch.Tensor,
+    active: torch.Tensor,
+    labels: Sequence[str],
+    cfg: StreamConfig,
+    spans: torch.Tensor,
+) -> list[Detection]:
+    """Threshold, peak and refractory period over the smoothed probabilities (see the module doc).
+
+    ``spans`` [windows, 2]: the loud stretch of each window in 10-ms frames (:func:`window_spans`).
+    """
+    keyword = torch.tensor([label not in NON_KEYWORDS for label in labels])
+    if not bool(keyword.any()) or len(times) == 0:
+        return []
+    score, cls = smoothed.masked_fill(~keyword, 0.0).max(dim=1)
+    score = score.masked_fill(~active, 0.0)  # windows below the gate cannot fire
+    look_ahead = max(1, round(cfg.window / cfg.hop))
+    detections: list[Detection] = []
+    quiet_until = -math.inf
+    i = 0
+    while i < len(times):
+        if float(times[i]) < quiet_until or score[i] < cfg.threshold:
+            i += 1
+            continue
+        k = i  # the windows above the threshold from here (at most one window length ahead)
+        while k + 1 < len(times) and k + 1 - i <= look_ahead and score[k + 1] >= cfg.threshold:
+            k += 1
+        run = score[i : k + 1]
+        near_peak = torch.nonzero(run >= run.max() - 0.02).flatten() + i  # ties: the middle one
+        j = int(near_peak[torch.argmin((near_peak.float() - (i + k) / 2).abs())])
+        t = float(times[j])
+        start, end = (int(v) for v in spans[j])
+        start, end = (start, end) if start >= 0 else (0, round(cfg.window / FRAME_S))
+        detection = Detection(labels[int(cls[j])], t + start * FRAME_S, t + end * FRAME_S, float(score[j]), t)
+        detections.append(detection)
+        # windows that start before the word still hear all of it: they must not fire again
+        quiet_until = max(t + cfg.refractory, detection.start)
+        i = j + 1
+    return detections
+
+
+def detect(
+    waveform: torch.Tensor,
+    sample_rate: int,
+    classify: Callable[[torch.Tensor], torch.Tensor],
+    labels: Sequence[str],
+    cfg: StreamConfig | None = None,
+    batch_size: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> StreamResult:
+    """Run a 1-s classifier over a long recording.
+
+    Args:
+        waveform: mono audio [1, time] at ``sample_rate`` (the classifier's input rate).
+        classify: maps windows [batch, 1, window·sr] to probabilities [batch, classes].
+        labels: class names, in the classifier's order.
+        progress: called as ``progress(windows done, windows)`` after each batch.
+    """
+    cfg = (cfg or StreamConfig()).validate()
+    if waveform.dim() != 2 or waveform.shape[0] != 1:
+        raise KwsError(f"detect() wants mono audio shaped [1, time], got {list(waveform.shape)}.")
+    windows, times = frame_windows(waveform, sample_rate, cfg.window, cfg.hop)
+    parts = []
+    with torch.inference_mode():
+        for i in range(0, len(windows), batch_size):
+            parts.append(classify(windows[i : i + batch_size]).float())
+            if progress is not None:
+                progress(min(i + batch_size, len(windows)), len(windows))
+    probs = torch.cat(parts)
+    if probs.shape[1] != len(labels):
+        raise KwsError(f"The classifier gives {probs.shape[1]} probabilities but {len(labels)} labels were given.")
+    smoothed = moving_average(probs, max(1, round(cfg.smooth / cfg.hop)))
+
+    levels = frame_levels(waveform, sample_rate)
+    floor = noise_floor(levels)
+    index = window_frames(len(times), cfg, len(levels))
+    loudest = levels[index].max(dim=1).values
+    spans = window_spans(levels, index, floor + SPAN_SHARE * cfg.gate_db)
+    edge = round(EDGE_S / FRAME_S)
+    inside = (spans[:, 0] >= edge) & (spans[:, 1] <= index.shape[1] - edge)
+    long_enough = (spans[:, 1] - spans[:, 0]) >= round(MIN_WORD_S / FRAME_S)
+    active = (loudest >= floor + cfg.gate_db) & (loudest > ABSOLUTE_FLOOR_DB) & inside & long_enough
+    detections = pick_detections(smoothed, times, active, labels, cfg, spans)
+    return StreamResult(
+        times=times, probs=probs, smoothed=smoothed, active=active, labels=list(labels),
+        detections=detections, config=cfg, floor_db=floor, frame_db=levels,
+        duration=waveform.shape[-1] / sample_rate,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# A test recording: known words at known times in background noise
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Placed:
+    """One word placed into a composed recording."""
+
+    word: str
+    clip_id: str
+    offset: float  #: where the 1-s clip starts, s
+    start: float  #: where the spoken word starts (its loud part), s
+    end: float  #: and ends, s
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Composition:
+    waveform: torch.Tensor  #: [1, time] at 16 kHz
+    sample_rate: int
+    words: list[Placed] = field(default_factory=list)
+    noise: str = ""
+
+
+def word_bounds(clip: torch.Tensor, sample_rate: int, range_db: float = 30.0) -> tuple[float, float]:
+    """Where the word is in a clean clip, as (start, end) in seconds: the loud stretch around its
+    loudest 10-ms frame, counting frames within ``range_db`` of it and 10 dB above the clip's
+    own noise floor."""
+    levels = frame_levels(clip, sample_rate)
+    span = loud_span(levels, max(float(levels.max()) - range_db, noise_floor(levels) + 10.0))
+    start, end = span if span else (0, len(levels))
+    return start * FRAME_S, end * FRAME_S
+
+
+def _fade_mask(length: int, start: float, end: float, sample_rate: int, margin: float = 0.05) -> torch.Tensor:
+    """[length] 1 from ``start - margin`` to ``end + margin`` (s), raised-cosine fades of ``margin`` outside."""
+    t = torch.arange(length) / sample_rate
+    a, b = start - margin, end + margin
+    outside = torch.clamp(torch.maximum(a - t, t - b), min=0.0) / margin  # 0 inside, 1 a margin away
+    return torch.where(outside < 1, 0.5 * (1 + torch.cos(torch.pi * outside.clamp(max=1))), torch.zeros(()))
+
+
+def compose(
+    clips: Sequence[tuple[str, str, torch.Tensor]],
+    noise: torch.Tensor,
+    duration: float,
+    *,
+    sample_rate: int = 16000,
+    gap: tuple[float, float] = (1.0, 2.0),
+    lead: float = 1.0,
+    noise_db: float = -20.0,
+    seed: int = 0,
+    noise_name: str = "",
+) -> Composition:
+    """Place 1-s clips (``(word, clip_id, waveform [1, 16000])``) one after another into noise.
+
+    Clips are peak-normalised to 0.5, cut down to their word (:func:`word_bounds`, faded in and
+    out over 50 ms) and start ``lead`` s in, separated by a random gap (s);
+    clips that would run past ``duration`` are left out. The noise is looped/cut to the length and
+    scaled to ``noise_db`` relative to the speech's RMS (e.g. -20: 20 dB quieter).
+    """
+    rng = random.Random(seed)
+    n = round(duration * sample_rate)
+    out = torch.zeros(1, n)
+    placed: list[Placed] = []
+    t = lead
+    speech_power = []
+    for word, clip_id, clip in clips:
+        length = clip.shape[-1]
+        if round(t * sample_rate) + length > n:
+            break
+        clip = clip / clip.abs().max().clamp(min=1e-6) * 0.5
+        a, b = word_bounds(clip, sample_rate)
+        clip = clip * _fade_mask(length, a, b, sample_rate)  # the word only, not its clip's hiss
+        i = round(t * sample_rate)
+        out[:, i : i + length] += clip
+        seg = clip[:, round(a * sample_rate) : round(b * sample_rate)]
+        speech_power.append(float(seg.pow(2).mean()) if seg.numel() else 0.0)
+        placed.append(Placed(word, clip_id, i / sample_rate, i / sample_rate + a, i / sample_rate + b))
+        t += length / sample_rate + rng.uniform(*gap)
+    if noise.numel():
+        x = noise.reshape(-1)
+        start = rng.randrange(max(1, x.numel() - n)) if x.numel() > n else 0
+        x = x[start:].repeat(-(-n // max(1, x[start:].numel())))[:n]
+        rms = float(x.pow(2).mean().sqrt()) or 1.0
+        speech_rms = math.sqrt(sum(speech_power) / len(speech_power)) if speech_power else 0.05
+        out += x.view(1, -1) * (speech_rms * 10 ** (noise_db / 20) / rms)
+    return Composition(out.clamp(-1, 1), sample_rate, placed, noise_name)
+
+
+def compose_from_dataset(
+    root,
+    labels: Sequence[str],
+    duration: float = 20.0,
+    *,
+    subset: str = "testing",
+    noise: str | None = None,
+    noise_db: float = -20.0,
+    gap: tuple[float, float] = (1.0, 2.0),
+    seed: int = 0,
+) -> Composition:
+    """A test recording from a dataset's held-out clips of ``labels``, in one of its background
+    noises (``noise``: a file name in ``_background_noise_``; default the first; coloured noise
+    when the dataset has none). Words take turns so every label appears."""
+    from kwscore import audio
+    from kwscore.data.dataset import SAMPLE_RATE, SpeechCommands
+    from kwscore.data.layout import noise_files
+
+    words = [w for w in labels if w not in NON_KEYWORDS]
+    dataset = SpeechCommands(root, subset=subset, commands=words)
+    rng = random.Random(seed)
+    by_word: dict[str, list[int]] = {}
+    for i in range(len(dataset)):
+        by_word.setdefault(dataset.get_metadata(i)[2], []).append(i)
+    if not by_word:
+        raise KwsError(f"The {subset} split of {root} has no clip of {', '.join(words)}.")
+    for members in by_word.values():
+        rng.shuffle(members)
+    order = sorted(by_word)
+    rng.shuffle(order)
+    clips = []
+    for k in range(max(1, int(duration))):  # more than can fit; compose() stops at the end
+        word = order[k % len(order)]
+        members = by_word[word]
+        n = members[(k // len(order)) % len(members)]
+        waveform = dataset.waveform(n)
+        if waveform is not None:
+            clips.append((word, dataset.clip_id(n), audio.fix_length(waveform, SAMPLE_RATE)))
+    files = noise_files(root)
+    chosen = next((f for f in files if f.name == noise), files[0] if files else None)
+    if chosen is not None:
+        wave, sr = audio.load(chosen)
+        noise_wave = audio.resample(audio.to_mono(wave), sr, SAMPLE_RATE)
+        name = chosen.name
+    else:
+        noise_wave, name = torch.randn(1, SAMPLE_RATE * 5, generator=torch.Generator().manual_seed(seed)), "white"
+    return compose(clips, noise_wave, duration, sample_rate=SAMPLE_RATE, gap=gap, noise_db=noise_db, seed=seed,
+                   noise_name=name)  # fmt: skip
+
+
+def match(
+    detections: Sequence[Detection], truth: Sequence[Placed], tolerance: float = 0.25
+) -> dict:
+    """Score detections against placed words: a hit is the right word whose start is within
+    ``tolerance`` s of the true start. Returns hits, misses, false alarms and the time errors."""
+    used: set[int] = set()
+    hits, errors = [], []
+    for w in truth:
+        best = None
+        for k, d in enumerate(detections):
+            if k in used or d.word != w.word:
+                continue
+            err = abs(d.start - w.start)
+            if err <= tolerance and (best is None or err < best[1]):
+                best = (k, err)
+        if best is not None:
+            used.add(best[0])
+            hits.append(w)
+            errors.append(detections[best[0]].start - w.start)
+    false_alarms = [d for k, d in enumerate(detections) if k not in used]
+    return {
+        "hits": len(hits), "words": len(truth), "missed": [w.word for w in truth if w not in hits],
+        "false_alarms": [d.to_dict() for d in false_alarms], "start_errors": errors,
+    }  # fmt: skip

@@ -1,0 +1,169 @@
+"""Your own words: record takes of a word, keep the good ones, and train on them.
+
+Takes are trimmed of leading/trailing silence, centred in one second and saved as 16 kHz WAV in
+"My recordings" — a dataset in the Speech Commands layout (:mod:`kwscore.userdata`), so every page
+and the Train page can use it. Saving never overwrites a take; deleting moves it to a trash folder.
+"""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import plots, ui
+from kwscore import paths
+from kwscore.data.dataset import SAMPLE_RATE
+from kwscore.data.layout import word_folders
+from kwscore.data.words import ALL_WORDS
+from kwscore.errors import KwsError
+from kwscore.inference import read_audio
+from kwscore.userdata import (
+    check_word,
+    delete_take,
+    list_takes,
+    prepare_take,
+    save_take,
+    speaker_id,
+    split_of,
+)
+
+ss = st.session_state
+NEW_WORD = "➕ a new word…"
+PENDING = "rec_pending"  #: the last recording, prepared, waiting for Keep / Discard
+COUNTER = "rec_counter"  #: bumped to give the recorder a fresh key (an empty recorder)
+MESSAGE = "rec_message"
+SHOWN = 12  #: takes listed before "more…"
+
+
+def fresh_recorder() -> None:
+    ss[COUNTER] = ss.get(COUNTER, 0) + 1
+    ss.pop(PENDING, None)
+
+
+def keep(root) -> None:
+    pending = ss.get(PENDING)
+    if not pending:
+        return
+    try:
+        sound = read_audio(pending["bytes"], "take")
+        take = save_take(root, pending["word"], pending["name"], sound.waveform, SAMPLE_RATE)
+        ss[MESSAGE] = ("success", f"Kept take {take.number} of “{take.word}” ({split_of(take.number)} split): "
+                                  f"`{take.clip_id}`.")  # fmt: skip
+    except KwsError as exc:
+        ss[MESSAGE] = ("error", str(exc))
+    fresh_recorder()
+
+
+def discard() -> None:
+    ss[MESSAGE] = ("info", "Take discarded: record it again.")
+    fresh_recorder()
+
+
+def remove(root, clip_id: str) -> None:
+    try:
+        target = delete_take(root, clip_id)
+        ss[MESSAGE] = ("info", f"Moved `{clip_id}` to the trash (`{target.parent.parent.name}/{target.parent.name}/"
+                               f"{target.name}`): nothing is ever lost.")  # fmt: skip
+    except KwsError as exc:
+        ss[MESSAGE] = ("error", str(exc))
+
+
+st.title("Your own words")
+st.caption(
+    "Record a few takes of a word — one of the dataset's or a new one — and keep the good ones. They are "
+    "trimmed, centred in one second and saved as 16 kHz WAV in **My recordings**, a dataset in the Speech "
+    "Commands layout: pick it in the sidebar and train on it, alone or next to the others."
+)
+root = paths.user_root()
+
+left, right = st.columns([1, 1.3], gap="large")
+with left:
+    name = st.text_input("Your name", key="rec_name", placeholder="e.g. Ada",
+                         help="Keeps your takes together as one speaker. Only an 8-digit hash of it is stored.")  # fmt: skip
+    if name.strip():
+        st.caption(f"Your speaker id: `{speaker_id(name)}` (the same name always gives the same id)")
+    user_words = word_folders(root)
+    choices = [NEW_WORD, *sorted(set(ALL_WORDS) | set(user_words))]
+    if "rec_word" not in ss:
+        ss["rec_word"] = "yes"
+    choice = st.selectbox("Word", choices, key="rec_word", help="The 35 Speech Commands words and your own ones.")
+    word = None
+    if choice == NEW_WORD:
+        typed = st.text_input("The new word", key="rec_new_word", placeholder="e.g. hello or lights-on")
+        if typed.strip():
+            try:
+                word = check_word(typed)
+            except KwsError as exc:
+                st.error(str(exc))
+    else:
+        word = choice
+
+kind, text = ss.pop(MESSAGE, (None, None))
+if kind:
+    getattr(st, kind)(text)
+
+with right:
+    if not name.strip() or not word:
+        st.info("Type your name and choose a word, then record.")
+    else:
+        recording = st.audio_input(f"Record one take of “{word}”: press the microphone, say it, press stop",
+                                   sample_rate=SAMPLE_RATE, key=f"rec_take_{ss.get(COUNTER, 0)}")  # fmt: skip
+        if recording is not None:
+            data = recording.getvalue()
+            try:
+                sound = read_audio(data, "the recording", max_seconds=10.0)
+                clip = prepare_take(sound.waveform, SAMPLE_RATE)
+            except KwsError as exc:
+                st.error(str(exc))
+                st.button("Record again", on_click=fresh_recorder, icon=":material/replay:", key="rec_again")
+            else:
+                ss[PENDING] = {"bytes": data, "word": word, "name": name}
+                st.plotly_chart(
+                    plots.waveform(clip, SAMPLE_RATE, title=f"Trimmed and centred: {sound.duration:.2f} s → 1 s",
+                                   height=180), key="rec_preview")  # fmt: skip
+                ui.play(clip, SAMPLE_RATE)
+                b1, b2 = st.columns(2)
+                b1.button("Keep this take", type="primary", icon=":material/check:", on_click=keep, args=(root,),
+                          width="stretch", key="rec_keep")  # fmt: skip
+                b2.button("Discard", icon=":material/delete:", on_click=discard, width="stretch", key="rec_discard")
+        st.caption("Browsers allow the microphone only on localhost or HTTPS. Leave a little silence before and "
+                   "after the word; it is trimmed away.")  # fmt: skip
+
+# -- the takes -----------------------------------------------------------------------------------------
+st.subheader("Takes saved")
+try:
+    everything = list_takes(root) if word_folders(root) else []
+except OSError as exc:
+    st.error(f"Cannot read {root}: {exc}")
+    everything = []
+if not everything:
+    st.caption(f"None yet. They will be saved under `{root}`.")
+    st.stop()
+
+mine = [t for t in everything if word and t.word == word]
+if word and mine:
+    st.markdown(f"**“{word}”**: {len(mine)} take(s)")
+    cols = st.columns(4)
+    for i, take in enumerate(mine[-SHOWN:][::-1]):
+        with cols[i % 4].container(border=True):
+            you = name.strip() and take.speaker == speaker_id(name)
+            st.markdown(f"take {take.number} · {split_of(take.number)}" + (" · you" if you else f" · `{take.speaker}`"))
+            st.audio(take.path.read_bytes(), format="audio/wav")
+            st.button("Delete", key=f"rec_del_{take.clip_id}", icon=":material/delete:", on_click=remove,
+                      args=(root, take.clip_id), help="Moves the file to the trash folder")  # fmt: skip
+    if len(mine) > SHOWN:
+        st.caption(f"and {len(mine) - SHOWN} older take(s).")
+
+table = pd.DataFrame([{"word": t.word, "split": split_of(t.number)} for t in everything])
+counts = table.pivot_table(index="word", columns="split", aggfunc="size", fill_value=0)
+counts = counts.reindex(columns=[c for c in ("training", "validation", "testing") if c in counts.columns])
+counts["total"] = counts.sum(axis=1)
+c1, c2 = st.columns([1, 1.4], gap="large")
+c1.dataframe(counts, width="stretch")
+with c2:
+    speakers = len({t.speaker for t in everything})
+    st.markdown(
+        f"**My recordings**: {len(everything)} takes of {counts.shape[0]} word(s) by {speakers} speaker(s), in "
+        f"`{root}`.\n\nEvery 5th take of a word goes to validation and the next to testing, so five takes "
+        "already give all three splits. To train on them, pick **My recordings** in the sidebar, then on "
+        "**Train** choose the words *all*."
+    )
+    ui.page_link("train.py", "Go to Train", ":material/model_training:")

@@ -1,0 +1,434 @@
+"""Runs: every training run in one table; overlay their curves; study one run's mistakes; run an
+experiment that asks whether augmentation can make up for less training data.
+
+Everything here reads run files through :mod:`kwscore.jobs` (and the helpers in ``dashboard.ui``);
+tables and curves refresh every two seconds while a run is queued or training.
+"""
+
+import hashlib
+import math
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import plots, ui
+from kwscore import jobs
+from kwscore.augment import PRESETS
+from kwscore.errors import KwsError
+from kwscore.runner import RECIPE_AUGMENT, default_config
+
+ss = st.session_state
+SELECTED = "runs_selected"  #: run ids ticked in the table (compared)
+DETAIL = "runs_detail"  #: the run studied in detail
+CONFIRM = "runs_confirm_delete"  #: the run a delete dialog is open for
+MESSAGE = "runs_message"
+EXPERIMENT = "runs_experiment"
+PER_PAGE = 4
+EXP_FRACTIONS = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0]
+
+
+def percent(x) -> float | None:
+    return None if x is None or x < 0 else 100 * float(x)
+
+
+def table_rows(infos: list) -> pd.DataFrame:
+    rows = []
+    for info in infos:
+        config = info.config or {}
+        rows.append({
+            "status": ui.state_text(info, infos),
+            "started": datetime.fromtimestamp(info.started_at or info.created) if (info.started_at or info.created)
+            else None,
+            "model": info.model or "?",
+            "parameters": ui.run_n_params(info),
+            "data": f"{ui.dataset_name(info.data, short=True)} · {ui.commands_text(info.commands)}" if info.data else "?",
+            "augmentation": ui.augment_name(config.get("augment", "none")) if config else "?",
+            "fraction": ui.fraction_text(config) if config else "?",
+            "epochs": f"{info.epoch or 0}/{info.epochs or '?'}",
+            "best val. acc.": percent(info.best_val_accuracy),
+            "test acc.": percent(info.test_accuracy),
+            "duration": ui.fmt_duration(info.duration_s),
+            "run id": info.run_id,
+            "problem": info.error or "",
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+COLUMNS = {  # in the order shown
+    "status": st.column_config.TextColumn("Status"),
+    "model": st.column_config.TextColumn("Model", width="small"),
+    "parameters": st.column_config.NumberColumn("Params", format="compact", width="small"),
+    "data": st.column_config.TextColumn("Data"),
+    "augmentation": st.column_config.TextColumn("Augment."),
+    "fraction": st.column_config.TextColumn("Train data", help="Share of the training split used", width="small"),
+    "epochs": st.column_config.TextColumn("Epochs", width="small"),
+    "best val. acc.": st.column_config.NumberColumn("Best val.", format="%.1f %%", help="Best validation accuracy",
+                                                    width="small"),
+    "test acc.": st.column_config.NumberColumn("Test", format="%.1f %%", help="Test accuracy of the best epoch",
+                                               width="small"),
+    "duration": st.column_config.TextColumn("Duration", width="small"),
+    "started": st.column_config.DatetimeColumn("Started", format="MMM D, HH:mm"),
+    "run id": st.column_config.TextColumn("Run id"),
+    "problem": st.column_config.TextColumn("Problem"),
+}  # fmt: skip
+
+
+def runs_table(polling: bool) -> None:
+    """The table of every run (tick rows to compare them) and the overlaid curves of the ticked ones."""
+    alone = ui.fragment_rerun("runs", "table")
+    infos = ui.all_runs()
+    if not infos:
+        st.info("No runs yet. Launch one on the Train page, or queue an experiment below.")
+        ui.page_link("train.py", "Go to the Train page", ":material/model_training:")
+        return
+    ids = [i.run_id for i in infos]
+    if SELECTED not in ss:  # first visit: the newest finished run of each model (e.g. CNN vs M5)
+        newest = {}
+        for i in infos:
+            if i.state == "succeeded":
+                newest.setdefault(i.model, i.run_id)
+        ss[SELECTED] = list(newest.values())[:3]
+    remembered = [r for r in ss[SELECTED] if r in ids]
+    key = "runs_table_" + hashlib.sha1("|".join(ids).encode()).hexdigest()[:10]  # new runs: a new table
+    event = st.dataframe(
+        table_rows(infos), key=key, on_select="rerun", selection_mode="multi-row", hide_index=True,
+        column_config=COLUMNS, column_order=list(COLUMNS), selection_default={"selection": {"rows": [ids.index(r) for r in remembered]}},
+        height=min(38 + 35 * len(infos), 400), placeholder="–",
+    )  # fmt: skip
+    selected = [ids[i] for i in event.selection.rows if i < len(ids)]
+    added = [r for r in selected if r not in ss[SELECTED]]
+    ss[SELECTED] = selected
+    if added:  # a row just ticked is also the one studied below
+        ss[DETAIL] = added[-1]
+    bad = [i for i in infos if i.state == "unreadable"]
+    if bad:
+        st.caption(f":material/warning: {len(bad)} run folder(s) could not be read; they are listed with the problem. "
+                   "Delete them below, or fix their files.")  # fmt: skip
+
+    st.markdown("#### Compare runs")
+    chosen = [i for i in infos if i.run_id in selected]
+    if not chosen:
+        st.caption("Tick runs in the table (the box at the left of each row) to overlay their curves here: "
+                   "e.g. the CNN on Mel spectrograms against M5 on raw waveforms.")  # fmt: skip
+    else:
+        curves = []
+        for n, info in enumerate(chosen):
+            iterations, epochs = ui.run_metrics(info)
+            curves.append({"label": ui.run_label(info), "color": plots.run_color(n), "iterations": iterations,
+                           "epochs": epochs})  # fmt: skip
+        a, b = st.columns(2)
+        a.plotly_chart(plots.accuracy_curves(curves, height=340), key="runs_cmp_acc")
+        b.plotly_chart(plots.loss_curves(curves, height=340), key="runs_cmp_loss")
+        st.caption("Same colour, same run. A star marks each run's best epoch: the weights tested at the end. "
+                   "Loss is the mean over the recent batches (augmented clips, so it can sit above the validation loss).")  # fmt: skip
+    if alone and (added or (polling and not any(i.state in ui.ACTIVE_STATES for i in infos))):
+        st.rerun()  # a new run to study, or every run finished: redraw the page below
+
+
+# ------------------------------------------------------------------------------------------------
+# One run
+# ------------------------------------------------------------------------------------------------
+
+
+def clear_confirm() -> None:
+    ss.pop(CONFIRM, None)
+
+
+@st.dialog("Delete this run?", on_dismiss=clear_confirm)
+def confirm_delete(run_id: str) -> None:
+    info = ui.run_info_safe(ui.runs_root() / run_id)
+    if info.state == "running":
+        st.warning(f"Run `{run_id}` is still training, so it cannot be deleted now. Cancel it first (it stops at "
+                   "its next iteration), then delete it.")  # fmt: skip
+        c1, c2 = st.columns(2)
+        if c1.button("Cancel the run", icon=":material/stop_circle:", width="stretch"):
+            try:
+                jobs.cancel(run_id)
+            except KwsError as exc:
+                ss[MESSAGE] = ("error", str(exc))
+            clear_confirm()
+            st.rerun()
+        if c2.button("Close", width="stretch"):
+            clear_confirm()
+            st.rerun()
+        return
+    st.markdown(f"Run `{run_id}` ({ui.run_label(info)}) and everything in its folder — checkpoints, metrics, "
+                "report, log — will be removed for good.")  # fmt: skip
+    c1, c2 = st.columns(2)
+    if c1.button("Delete", type="primary", icon=":material/delete:", width="stretch", key="runs_delete_yes"):
+        try:
+            jobs.delete(run_id)
+            ss[MESSAGE] = ("success", f"Run {run_id} was deleted.")
+            ss.pop(DETAIL, None)
+        except (KwsError, OSError) as exc:
+            ss[MESSAGE] = ("error", f"Could not delete {run_id}: {exc}")
+        clear_confirm()
+        st.rerun()
+    if c2.button("Keep it", width="stretch", key="runs_delete_no"):
+        clear_confirm()
+        st.rerun()
+
+
+def mistakes(info, report: dict) -> None:
+    """The misclassified test clips: listen, see what the model saw, read its top-3 guesses."""
+    wrong = report.get("misclassified") or []
+    st.markdown(f"#### Misclassified test clips: {len(wrong)} of {report.get('n_total', '?')}")
+    if not wrong:
+        st.success("Every test clip was classified correctly.")
+        return
+    labels = report["labels"]
+    f1, f2, f3 = st.columns([1, 1, 1.4], vertical_alignment="bottom")
+    true_counts = {w: sum(m["label"] == w for m in wrong) for w in labels}
+    truth = f1.selectbox("True word", ["any"] + [w for w in labels if true_counts[w]], key="runs_mis_true",
+                         format_func=lambda w: w if w == "any" else f"{w} ({true_counts[w]})")  # fmt: skip
+    guessed = f2.selectbox("Heard as", ["any"] + labels, key="runs_mis_pred")
+    shown = [m for m in wrong if (truth == "any" or m["label"] == truth)
+             and (guessed == "any" or (m.get("predicted") or [{}])[0].get("label") == guessed)]  # fmt: skip
+    if not shown:
+        st.info("No mistake matches these filters.")
+        return
+    pages = math.ceil(len(shown) / PER_PAGE)
+    page = f3.select_slider("Page", options=list(range(1, pages + 1)), key="runs_mis_page") if pages > 1 else 1
+    page = min(page, pages)
+    config = info.config or {}
+    cols = st.columns(2)
+    for k, m in enumerate(shown[(page - 1) * PER_PAGE : page * PER_PAGE]):
+        top = (m.get("predicted") or [{"label": "?", "probability": 0}])[0]
+        with cols[k % 2].container(border=True):
+            st.markdown(f"“**{m['label']}**” heard as “**{top['label']}**” ({100 * float(top['probability']):.0f} %) "
+                        f"· :gray[{m.get('clip_id', '')}]")  # fmt: skip
+            left, right = st.columns([1, 1.5], vertical_alignment="center")
+            wave = ui.load_audio_file(m.get("path", ""))
+            with left:
+                if wave is not None:
+                    ui.play(wave)
+                st.plotly_chart(plots.top_predictions(m.get("predicted") or [], m["label"]), key=f"runs_mis_top_{k}")
+            with right:
+                if wave is None:
+                    st.warning("This clip cannot be read any more (was the dataset moved?).")
+                    continue
+                try:
+                    spec, fc, kind = ui.model_input_view(config, wave)
+                except (KwsError, TypeError, ValueError) as exc:
+                    st.caption(f"Cannot rebuild this run's front end: {exc}")
+                    continue
+                if kind == "mel":
+                    fig = plots.mel_spectrogram(spec, fc, title="What the CNN sees (normalised)", height=200,
+                                                compact=True, colorbar=False, colorbar_title="σ")  # fmt: skip
+                else:
+                    fig = plots.linear_spectrogram(spec, fc, title=f"What {info.model} hears at {fc.sample_rate} Hz",
+                                                   height=200)  # fmt: skip
+                    fig.update_traces(showscale=False)
+                st.plotly_chart(fig, key=f"runs_mis_spec_{k}")
+    st.caption("Top-3 guesses with their softmax probabilities: green is the true word. "
+               + ("The picture is the model's own input: the clip's dB Mel spectrogram, normalised to zero mean "
+                  "and unit variance (σ)." if config.get("model") == "cnn" else
+                  "A waveform model has no spectrogram: it reads the resampled samples. The picture shows what "
+                  "is left of the sound at its rate (nothing above half of it)."))  # fmt: skip
+
+
+def one_run(infos: list) -> None:
+    st.subheader("One run in detail")
+    ids = [i.run_id for i in infos]
+    by_id = {i.run_id: i for i in infos}
+    if ss.get(DETAIL) not in ids:
+        finished = [i.run_id for i in infos if i.state == "succeeded"]
+        ticked = [r for r in ss.get(SELECTED, []) if r in ids]
+        ss[DETAIL] = (ticked or finished or ids)[0]
+    run_id = st.selectbox("Run", ids, key=DETAIL, format_func=lambda r: f"{ui.run_label(by_id[r])} · {r}",
+                          help="Model · share of the training data · augmentation · run id.")  # fmt: skip
+    info = by_id[run_id]
+    config = info.config or {}
+    if info.state == "unreadable" or not config:
+        st.error(f"This run cannot be read: {info.error or 'no config.json'}. Its folder is {info.path}.")
+    else:
+        m = st.columns(6)
+        m[0].metric("Test accuracy", f"{percent(info.test_accuracy):.1f} %" if info.test_accuracy is not None else "–")
+        m[1].metric("Best validation", f"{percent(info.best_val_accuracy):.1f} %"
+                    if percent(info.best_val_accuracy) is not None else "–")  # fmt: skip
+        params = ui.run_n_params(info)
+        m[2].metric("Parameters", f"{params:,}" if params else "–")
+        m[3].metric("Model", info.model or "?")
+        m[4].metric("Training data", ui.fraction_text(config), f"augmentation {ui.augment_name(config.get('augment'))}",
+                    delta_color="off", delta_arrow="off")  # fmt: skip
+        m[5].metric("Duration", ui.fmt_duration(info.duration_s, compact=True))
+        if info.state == "failed":
+            st.error(f"This run failed: {info.error or 'see its log below'}")
+        report = ui.run_report(info)
+        if report is None:
+            if info.state in ui.ACTIVE_STATES:
+                st.info("This run is still training: its confusion matrix and mistakes appear when it finishes.")
+                ui.page_link("train.py", "Watch it on the Train page", ":material/model_training:")
+            elif info.state == "succeeded":
+                st.warning("This run has no readable report.json: its evaluation cannot be shown.")
+        else:
+            try:
+                a, b = st.columns([1.1, 1], gap="medium")
+                a.plotly_chart(plots.confusion_matrix(report["confusion"], report["labels"]), key="runs_confusion")
+                b.plotly_chart(
+                    plots.per_class_accuracy(report["per_class_accuracy"], report.get("per_class_total") or {},
+                                             report.get("accuracy"), height=460),
+                    key="runs_per_class",
+                )  # fmt: skip
+                mistakes(info, report)
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                st.error(f"This run's report.json is damaged ({type(exc).__name__}: {exc}).")
+    with st.expander("Log"):
+        text = jobs.read_log(info.path, max_chars=30_000)
+        st.code(text or "(no log yet)", language="text", height=320)
+    with st.expander("Configuration"):
+        st.json(config or {}, expanded=1)
+    if st.button("Delete this run…", icon=":material/delete:", key="runs_delete"):
+        ss[CONFIRM] = run_id
+    if ss.get(CONFIRM) == run_id:
+        confirm_delete(run_id)
+
+
+# ------------------------------------------------------------------------------------------------
+# The experiment
+# ------------------------------------------------------------------------------------------------
+
+
+def experiment_launcher() -> None:
+    root = ui.current_dataset()
+    lab = ss.get(ui.AUGMENT_KEY)
+    recipes = ["recipe"] + (["lab"] if lab else []) + [p for p in PRESETS if p != "none"]
+    names = {"recipe": "tuned recipe", "lab": f"Augmentation lab: {ui.augment_config().name}" if lab else ""}
+    with st.form("runs_exp_form", border=True):
+        c1, c2, c3, c4, c5 = st.columns([0.9, 2.1, 0.7, 1.3, 0.6])
+        model = c1.selectbox("Model", ["cnn", "m5", "m3", "m11", "m18", "m34res"], key="exp_model")
+        fractions = c2.multiselect("Training fractions", EXP_FRACTIONS, default=[0.1, 0.25, 0.5, 1.0],
+                                   format_func=lambda f: f"{100 * f:g} %", key="exp_fractions")  # fmt: skip
+        epochs = c3.number_input("Epochs", 1, 500, value=int(default_config(model).epochs), key="exp_epochs",
+                                 help="The model's tuned recipe trains for this many; fewer give a quicker answer.")  # fmt: skip
+        recipe = c4.selectbox("Augmentation when on", recipes, key="exp_recipe",
+                              format_func=lambda r: names.get(r, f"preset: {r}"))  # fmt: skip
+        seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="exp_seed")
+        by = st.radio("Smaller fractions keep", ["speaker", "stratified"], horizontal=True, key="exp_by",
+                      format_func=lambda b: "whole speakers (fewer voices)" if b == "speaker" else "some clips of every word")  # fmt: skip
+        submitted = st.form_submit_button("Queue the experiment", type="primary", icon=":material/science:", key="exp_submit")
+    if not submitted:
+        return
+    if not fractions:
+        st.error("Choose at least one training fraction.")
+        return
+    if root is None:
+        st.error("Choose a dataset in the sidebar first.")
+        return
+    augment = RECIPE_AUGMENT if recipe == "recipe" else ui.augment_config().to_dict() if recipe == "lab" else recipe
+    overrides = {"data": str(root), "epochs": int(epochs), "seed": int(seed), "fraction_by": by}
+    if model == "cnn":
+        overrides["features"] = ui.feature_config().to_dict()
+    try:
+        base = default_config(model, **overrides).validate()
+        bar = st.progress(0.0, text=f"Queueing {2 * len(fractions)} runs…")
+        record = ui.launch_experiment(
+            base, fractions, augment, question="Can augmentation make up for less training data?",
+            progress=lambda done, total: bar.progress(done / total, text=f"Queued {done} of {total} runs…"),
+        )  # fmt: skip
+    except (KwsError, OSError) as exc:
+        st.error(f"Could not queue the experiment: {exc}")
+        return
+    ss[EXPERIMENT] = record["id"]
+    ss[MESSAGE] = ("success", f"Queued {len(record['runs'])} runs as experiment {record['id']}.")
+    st.rerun()
+
+
+def cancel_experiment(run_ids: list[str]) -> None:
+    for run_id in run_ids:
+        try:
+            jobs.cancel(run_id)
+        except KwsError:
+            pass  # deleted meanwhile
+
+
+def experiment_panel(exp_id: str, polling: bool) -> None:
+    """Test accuracy vs training fraction for one experiment, filling in as its runs finish."""
+    alone = ui.fragment_rerun("runs", "experiment")
+    record = next((e for e in ui.list_experiments() if e["id"] == exp_id), None)
+    if record is None:
+        st.warning(f"Experiment {exp_id} is gone.")
+        return
+    infos = ui.all_runs()
+    by_id = {i.run_id: i for i in infos}
+    points, cells, active = [], {}, []
+    for run in record["runs"]:
+        info = by_id.get(run["run_id"])
+        fraction, setting = float(run["fraction"]), run["augment"]
+        if info is None:
+            text, accuracy = "deleted", None
+        else:
+            accuracy = info.test_accuracy if info.state == "succeeded" else None
+            if info.state in ui.ACTIVE_STATES:
+                active.append(info.run_id)
+            if accuracy is not None:
+                text = f"{100 * accuracy:.1f} %"
+            elif info.state == "running":
+                text = f"running, epoch {info.epoch or 0}/{info.epochs or '?'}"
+            else:
+                text = ui.state_text(info, infos)
+        points.append({"fraction": fraction, "augment": setting, "accuracy": accuracy, "label": run["run_id"]})
+        cells.setdefault(f"{100 * fraction:g} %", {})[f"augmentation {setting}"] = text
+    done = sum(p["accuracy"] is not None for p in points)
+    finished = len(record["runs"]) - len(active)
+    st.progress(finished / max(1, len(record["runs"])),
+                text=f"{finished} of {len(record['runs'])} runs finished ({done} with a test accuracy)"
+                + (f" · {len(active)} still queued or training" if active else ""))  # fmt: skip
+    a, b = st.columns([1.6, 1], gap="medium")
+    recipe = ui.augment_name(record.get("augment"))
+    a.plotly_chart(
+        plots.experiment_curves(points, title=f"{record.get('model', '?')}: test accuracy vs training data "
+                                f"(augmentation: {recipe}, seed {record.get('seed', 0)}, {record.get('epochs', '?')} epochs)"),
+        key="runs_exp_plot",
+    )  # fmt: skip
+    with b:
+        st.dataframe(pd.DataFrame(cells).T.rename_axis("train data"), width="stretch")
+        if active:
+            st.button(f"Cancel the {len(active)} unfinished runs", on_click=cancel_experiment, args=(active,),
+                      icon=":material/stop_circle:", key="runs_exp_cancel")  # fmt: skip
+        st.caption("If the orange line stays above the grey one as the data shrinks, augmentation is making up "
+                   "for part of the missing data.")  # fmt: skip
+    if polling and alone and not active:
+        st.rerun()
+
+
+# ------------------------------------------------------------------------------------------------
+# The page
+# ------------------------------------------------------------------------------------------------
+
+ui.count_page_run("runs")
+st.title("Runs")
+st.caption("Every training run of this computer. Tick rows to compare their curves; pick one to see its confusion "
+           "matrix and the clips it got wrong.")  # fmt: skip
+if ss.get(MESSAGE):
+    kind, text = ss.pop(MESSAGE)
+    (st.success if kind == "success" else st.error)(text)
+
+all_infos = ui.all_runs()
+polling = any(i.state in ui.ACTIVE_STATES for i in all_infos)
+st.fragment(runs_table, run_every="2s" if polling else None)(polling)
+
+if all_infos:
+    st.divider()
+    one_run(all_infos)
+
+st.divider()
+st.subheader("Experiment: can augmentation make up for less data?")
+st.caption("One click queues a grid of runs: the same model and seed trained on a share of the training split "
+           "(10, 25, 50, 100 %…), each once without and once with augmentation. The plot fills in as they finish; "
+           "they train one after another in the background.")  # fmt: skip
+experiment_launcher()
+experiments = ui.list_experiments()
+if experiments:
+    ids = [e["id"] for e in experiments]
+    if ss.get(EXPERIMENT) not in ids:
+        ss[EXPERIMENT] = ids[0]
+    exp_id = st.selectbox("Experiment", ids, key=EXPERIMENT, format_func=lambda e: next(
+        f"{x['id']} · {x.get('model')} · {len(x['runs'])} runs" for x in experiments if x["id"] == e))  # fmt: skip
+    record = experiments[ids.index(exp_id)]
+    exp_active = any(
+        ui.run_info_safe(ui.runs_root() / r["run_id"]).state in ui.ACTIVE_STATES
+        for r in record["runs"] if (ui.runs_root() / r["run_id"]).is_dir()
+    )  # fmt: skip
+    st.fragment(experiment_panel, run_every="2s" if exp_active else None)(exp_id, exp_active)

@@ -1,0 +1,501 @@
+"""Train: choose a model and its recipe, check its layers, launch a background run and watch it learn.
+
+A run is its own process (:mod:`kwscore.jobs`): closing the browser does not stop it. This page
+builds a :class:`~kwscore.runner.RunConfig` (the tuned recipe of the model unless you change it),
+launches it, and then only reads the run's files, once a second.
+"""
+
+import json
+import math
+from dataclasses import replace
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import plots, ui
+from kwscore import jobs
+from kwscore.augment import PRESETS, AugmentConfig, preset
+from kwscore.data.dataset import resolve_commands
+from kwscore.errors import KwsError
+from kwscore.features import N_FFT_CHOICES, N_MELS_RANGE, TOP_DB_RANGE, WINDOWS, FeatureConfig
+from kwscore.models import MODEL_INFO
+from kwscore.runner import RECIPE_AUGMENT, RECIPES, default_config
+from kwscore.training import SCHEDULERS
+
+ss = st.session_state
+SESSION_RUNS = "train_session_runs"  #: run ids launched from this browser session, oldest first
+WATCH = "train_watch"  #: the run the live panel shows
+MESSAGE = "train_message"  #: a message from a button callback, shown once
+
+MODELS = ["cnn", "m5", "m3", "m11", "m18", "m34res"]
+MODEL_LABELS = {
+    "cnn": "CNN · Mel spectrogram (Phase 1)",
+    "m5": "M5 · raw waveform (Phase 2)",
+    "m3": "M3 · raw waveform, shallow",
+    "m11": "M11 · raw waveform, deeper",
+    "m18": "M18 · raw waveform, deeper still",
+    "m34res": "M34-res · raw waveform, residual",
+}
+CNN_WIDTHS = ["8-16-32-64", "16-32-64-128", "32-64-128-128", "32-64-128-256"]
+N_CHANNELS = [4, 8, 16, 24, 32, 48, 64, 96, 128, 256]
+STRIDES = [2, 4, 8, 16]
+RATES = [4000, 8000, 16000]
+LRS = [0.0003, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05]
+BATCHES = [16, 32, 64, 128, 256]
+DECAYS = [0.0, 1e-5, 1e-4, 1e-3]
+FRACTIONS = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0]
+#: Augmentation choices: the tuned recipe, the Augmentation lab's recipe, the presets.
+RECIPE, LAB = "recipe", "lab"
+
+PHASES = """
+**Phase 1 — a 2D CNN on Mel spectrograms.** The waveform is first turned into a picture: a dB Mel
+spectrogram, *n_mels bands × ~100 frames* (your Spectrogram lab settings). A small image CNN — the
+Fashion-MNIST lab's, four blocks of 3×3 convolution, batch-norm, ReLU and max-pooling — classifies
+the picture. The front end is designed by hand, from what we know about hearing.
+
+**Phase 2 — CNNs on the raw waveform** (Dai et al., *Very deep CNNs for raw waveforms*, 2017). The
+network reads the samples of the one-second clip directly (8,000 of them at 8 kHz, as in the paper). Its
+first convolution has kernels of 80 samples (10 ms at 8 kHz), so it *learns its own filter bank*
+instead of the Mel one; the layers after it
+use tiny kernels of 3 and max-pooling. **M5** is the PyTorch tutorial's model (5 weight layers),
+**M3** the shallow baseline, **M11** and **M18** go deeper, and **M34-res** adds residual
+connections so that 34 layers still train.
+"""
+
+
+def recipe_value(model: str, name: str):
+    """A setting of ``model``'s tuned recipe (RECIPES over the RunConfig defaults)."""
+    return getattr(default_config(model), name)
+
+
+def with_value(options: list, value) -> list:
+    """``options`` plus ``value`` (a recipe may use a value the list does not offer), sorted."""
+    return sorted({*options, value}, key=lambda o: (isinstance(o, str), o))
+
+
+def nearest(value, options):
+    return min(options, key=lambda o: abs(o - value))
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:g} %"
+
+
+def reset_recipe(model: str) -> None:
+    ui.forget(f"tr_{model}_")
+    ui.forget("tr_aug_")
+
+
+def cancel_run(run_id: str) -> None:
+    try:
+        jobs.cancel(run_id)
+    except KwsError as exc:
+        ss[MESSAGE] = str(exc)
+
+
+def recipe_text(aug: AugmentConfig, representation: str) -> str:
+    """The effects of a recipe in one line (SpecAugment only where it applies)."""
+    parts = [f"{s.effect.replace('_', ' ')} (p {s.p:g})" for s in aug.steps]
+    if aug.spec_augment is not None:
+        sa = aug.spec_augment
+        text = f"SpecAugment F{sa.freq_mask_param}×{sa.n_freq_masks}, T{sa.time_mask_param}×{sa.n_time_masks}"
+        parts.append(text if representation == "mel" else f"~~{text}~~ (needs a spectrogram)")
+    return ", ".join(parts) or "nothing"
+
+
+# ------------------------------------------------------------------------------------------------
+# The page
+# ------------------------------------------------------------------------------------------------
+
+ui.count_page_run("train")
+st.title("Train")
+st.caption(
+    "Pick a model, check what it looks like, and launch it. Training runs in the background, in its own "
+    "process: you can leave this page, or close the browser, and come back to watch it."
+)
+root = ui.current_dataset()
+info = ui.load_info(root)
+if info is None:
+    st.stop()
+
+with st.expander("Which model? Phase 1 (2D CNN on Mel spectrograms) vs Phase 2 (raw-waveform CNNs)"):
+    st.markdown(PHASES)
+
+settings, summary = st.columns([1, 1], gap="large")
+
+# -- settings ------------------------------------------------------------------------------------
+with settings:
+    model = ui.kept(
+        st.radio, "Model", key="tr_model", default="cnn", options=MODELS, format_func=MODEL_LABELS.get,
+        horizontal=True, help="Defaults below are each model's tuned recipe.",
+    )  # fmt: skip
+    info_m = MODEL_INFO[model]
+    representation = info_m["representation"]
+    st.caption(f"{info_m['summary']} — {info_m['reference']}.")
+    recipe = RECIPES[model]
+    P = f"tr_{model}_"
+
+    def kept(widget, label, name, default, **kwargs):
+        return ui.kept(widget, label, key=P + name, default=default, **kwargs)
+
+    size, data_box = st.columns(2, gap="medium")
+    with size.container(border=True):
+        st.markdown("**Model size and input**")
+        if representation == "mel":
+            widths = kept(
+                st.select_slider, "Channels of the conv blocks", "channels",
+                "-".join(map(str, recipe["model_kwargs"]["channels"])),
+                options=list(dict.fromkeys([*CNN_WIDTHS, "-".join(map(str, recipe["model_kwargs"]["channels"]))])),
+                help="One 3×3 conv block per number. Wider = more parameters, slower, usually more accurate.",
+            )  # fmt: skip
+            dropout = kept(st.slider, "Dropout before the classifier", "dropout",
+                           recipe["model_kwargs"].get("dropout", 0.2), min_value=0.0, max_value=0.5, step=0.05)  # fmt: skip
+            model_kwargs = {**recipe["model_kwargs"], "channels": [int(c) for c in widths.split("-")],
+                            "dropout": float(dropout)}  # fmt: skip
+            sample_rate = None
+        else:
+            n_channel = kept(
+                st.select_slider, "Base width (channels)", "n_channel", recipe["model_kwargs"]["n_channel"],
+                options=with_value(N_CHANNELS, recipe["model_kwargs"]["n_channel"]),
+                help="Channels of the first convolution; later stages multiply it.",
+            )  # fmt: skip
+            stride = kept(
+                st.select_slider, "Stride of the first convolution", "stride", recipe["model_kwargs"]["stride"],
+                options=with_value(STRIDES, recipe["model_kwargs"]["stride"]),
+                help="Hop of the 80-sample learned filter bank, in samples (16 at 8 kHz = 2 ms, the tutorial; 4 in "
+                "the paper: 4× more time steps, slower and finer).",
+            )  # fmt: skip
+            sample_rate = kept(
+                st.select_slider, "Resample the clips to (Hz)", "sample_rate", recipe_value(model, "sample_rate"),
+                options=with_value(RATES, recipe_value(model, "sample_rate")),
+                help="The paper's M-models listen at 8 kHz (1 s = 8,000 samples, nothing above 4 kHz); 16 kHz keeps "
+                "every frequency the clips have, at twice the samples.",
+            )  # fmt: skip
+            model_kwargs = {**recipe["model_kwargs"], "n_channel": int(n_channel), "stride": int(stride)}
+
+    with data_box.container(border=True):
+        st.markdown("**Data**")
+        commands = ui.kept(
+            st.radio, "Words", key="tr_commands", default="8", options=["8", "all"], horizontal=True,
+            format_func=lambda c: "the 8 commands" if c == "8" else f"all {len(info.words)} words",
+        )  # fmt: skip
+        fraction = ui.kept(
+            st.select_slider, "Training fraction", key="tr_fraction", default=1.0, options=FRACTIONS,
+            format_func=pct, help="Train on this share of the training split (validation and test stay whole).",
+        )  # fmt: skip
+        fraction_by = ui.kept(
+            st.radio, "Keep", key="tr_fraction_by", default="speaker", options=["speaker", "stratified"],
+            horizontal=True, disabled=fraction >= 1.0,
+            format_func=lambda b: "whole speakers" if b == "speaker" else "some clips of every word",
+            help="Whole speakers: fewer voices (the hard case). Some clips of every word: all voices stay.",
+        )  # fmt: skip
+
+    # -- the front end ------------------------------------------------------------------------
+    features = ui.feature_config()
+    fe_notes: list[str] = []
+    fe_problems: list[str] = []
+    if representation == "mel":
+        with st.expander(
+            f"Front end: {features.n_mels} Mel bands × {features.frames_for(features.sample_rate)} frames "
+            f"(window {1000 * features.win_length / features.sample_rate:g} ms, hop "
+            f"{1000 * features.hop_length / features.sample_rate:g} ms) — from the Spectrogram lab"
+        ):
+            fe_keys = {"n_fft": "trfe_n_fft", "win_length": "trfe_win", "hop_length": "trfe_hop",
+                       "n_mels": "trfe_n_mels", "f_max": "trfe_f_max", "top_db": "trfe_top_db", "window": "trfe_window"}  # fmt: skip
+
+            def fe_values(c: FeatureConfig) -> dict:
+                return {"n_fft": c.n_fft, "win_length": c.win_length, "hop_length": c.hop_length, "n_mels": c.n_mels,
+                        "f_max": int(round(c.f_max_hz)), "top_db": int(round(c.top_db or 80)), "window": c.window}  # fmt: skip
+
+            if ss.get("_trfe_written") != features.to_dict() or any(k not in ss for k in fe_keys.values()):
+                for name, value in fe_values(features).items():  # changed elsewhere: refill the widgets
+                    ss[fe_keys[name]] = value
+            cast = {"f_max": float, "top_db": float, "window": str}
+            candidate = replace(features, **{n: cast.get(n, int)(ss[k]) for n, k in fe_keys.items()})
+            fitted, fe_notes = ui.fit_feature_config(candidate)  # repaired before the widgets are drawn
+            for name, value in fe_values(fitted).items():
+                ss[fe_keys[name]] = value
+            c1, c2, c3 = st.columns(3)
+            c1.selectbox("n_fft", N_FFT_CHOICES, key=fe_keys["n_fft"])
+            c2.number_input("win_length (samples)", 32, 2048, step=16, key=fe_keys["win_length"])
+            c3.number_input("hop_length (samples)", 16, 2048, step=16, key=fe_keys["hop_length"])
+            c1.number_input("n_mels", N_MELS_RANGE[0], N_MELS_RANGE[1], step=1, key=fe_keys["n_mels"])
+            c2.number_input("f_max (Hz)", 500, features.sample_rate // 2, step=100, key=fe_keys["f_max"])
+            c3.number_input("top_db", int(TOP_DB_RANGE[0]), int(TOP_DB_RANGE[1]), step=5, key=fe_keys["top_db"])
+            st.radio("Window", list(WINDOWS), key=fe_keys["window"], horizontal=True)
+            fe_problems = list(ui.problems(fitted))
+            for note in fe_notes:
+                st.caption(f":material/build: {note}")
+            if not fe_problems:
+                features = fitted
+                ui.set_feature_config(features)
+                ss["_trfe_written"] = features.to_dict()
+            ui.page_link("spectrogram.py", "See these settings in the Spectrogram lab", ":material/graphic_eq:")
+
+    # -- augmentation -------------------------------------------------------------------------
+    lab_recipe = ss.get(ui.AUGMENT_KEY)
+    options = [RECIPE] + ([LAB] if lab_recipe else []) + [p for p in PRESETS if p != "none"]
+    if lab_recipe and ss.get("_tr_lab_seen") != lab_recipe:  # a new recipe made in the lab: use it
+        ss["tr_aug_recipe"] = LAB
+        ss.setdefault(ui.KEPT_KEY, {})["tr_aug_recipe"] = LAB
+    ss["_tr_lab_seen"] = lab_recipe
+    lab_aug = ui.augment_config() if lab_recipe else None
+    with st.container(border=True):
+        aug_on = ui.kept(st.toggle, "**Augment the training clips**", key="tr_aug_on", default=True,
+                         help="Random changes to every training batch, drawn anew each epoch.")  # fmt: skip
+        recipe_labels = {RECIPE: "tuned recipe (shift, gain, quiet noise, SpecAugment)",
+                         LAB: f"from the Augmentation lab: {lab_aug.name if lab_aug else ''}"}  # fmt: skip
+        choice = ui.kept(st.selectbox, "Recipe", key="tr_aug_recipe", default=LAB if lab_recipe else RECIPE,
+                         options=options, format_func=lambda o: recipe_labels.get(o, f"preset: {o}"), disabled=not aug_on,
+                         label_visibility="collapsed")  # fmt: skip
+        if choice == RECIPE:
+            aug_value, aug_cfg = RECIPE_AUGMENT, AugmentConfig.from_dict(RECIPE_AUGMENT)
+        elif choice == LAB and lab_aug is not None:
+            aug_value, aug_cfg = lab_aug.to_dict(), lab_aug
+        else:
+            aug_value, aug_cfg = choice, preset(choice)
+        if not aug_on:
+            aug_value, aug_cfg = "none", preset("none")
+            st.caption("No augmentation: the model sees each training clip exactly as recorded, every epoch.")
+        else:
+            st.caption(f"Each batch: {recipe_text(aug_cfg, representation)}.")
+            slow = [s.effect for s in aug_cfg.steps if s.effect in ("time_stretch", "pitch_shift", "compress")]
+            if slow:
+                st.caption(f":material/hourglass: {', '.join(slow)} run clip by clip: training is slower.")
+
+    # -- optimisation -------------------------------------------------------------------------
+    with st.container(border=True):
+        st.markdown("**Optimisation** (Adam)")
+        o1, o2, o3, o4 = st.columns([1.1, 1.2, 1.2, 1])
+        with o1:
+            epochs = kept(st.number_input, "Epochs", "epochs", recipe_value(model, "epochs"), min_value=1,
+                          max_value=500, step=1)  # fmt: skip
+        with o2:
+            lr = kept(st.select_slider, "Learning rate", "lr", nearest(recipe_value(model, "lr"), LRS), options=LRS,
+                      format_func=lambda v: f"{v:g}")  # fmt: skip
+        with o3:
+            batch_size = kept(st.select_slider, "Batch size", "batch_size", recipe_value(model, "batch_size"),
+                              options=BATCHES)  # fmt: skip
+        with o4:
+            seed = ui.kept(st.number_input, "Seed", key="tr_seed", default=0, min_value=0, max_value=2**31 - 1,
+                           step=1, help="Same seed, same settings: the same run (weights, batches, augmentation).")  # fmt: skip
+        with st.expander("More: schedule, weight decay, time limit"):
+            m1, m2, m3 = st.columns(3)
+            with m1:
+                scheduler = kept(st.selectbox, "Learning-rate schedule", "scheduler",
+                                 recipe_value(model, "scheduler"), options=list(SCHEDULERS),
+                                 help="onecycle: warm up, then anneal (the recipes). step: ×gamma every "
+                                 "step_size epochs (the tutorial).")  # fmt: skip
+            with m2:
+                weight_decay = kept(st.select_slider, "Weight decay", "weight_decay",
+                                    nearest(recipe_value(model, "weight_decay"), DECAYS), options=DECAYS,
+                                    format_func=lambda v: f"{v:g}")  # fmt: skip
+            with m3:
+                minutes = kept(st.number_input, "Time limit (min, 0 = none)", "max_minutes", 0.0, min_value=0.0,
+                               max_value=600.0, step=1.0,
+                               help="Stop training after this long, then test the best model so far.")  # fmt: skip
+        st.button("Back to the tuned recipe", on_click=reset_recipe, args=(model,), icon=":material/restart_alt:",
+                  help=f"Epochs, learning rate, batch size, model size and augmentation of {model}'s tuned recipe.")  # fmt: skip
+
+# -- the run config ------------------------------------------------------------------------------
+overrides = dict(
+    data=str(root), commands=commands, fraction=float(fraction), fraction_by=fraction_by, seed=int(seed),
+    epochs=int(epochs), lr=float(lr), batch_size=int(batch_size), scheduler=scheduler,
+    weight_decay=float(weight_decay), max_minutes=float(minutes) or None, model_kwargs=model_kwargs,
+    augment=aug_value,
+)  # fmt: skip
+if representation == "mel":
+    overrides["features"] = features.to_dict()
+else:
+    overrides["sample_rate"] = int(sample_rate)
+problems = list(fe_problems)
+config = None
+try:
+    labels = resolve_commands(commands, info.words)
+    config = default_config(model, **overrides)
+    problems += config.problems()
+except KwsError as exc:
+    labels = []
+    problems.append(str(exc))
+
+# -- the model summary ---------------------------------------------------------------------------
+with summary:
+    st.subheader("Model summary")
+    if representation == "mel":
+        input_shape = (1, 1, features.n_mels, features.frames_for(features.sample_rate))
+        describe_kwargs = dict(model_kwargs)
+    else:
+        input_shape = (1, 1, int(sample_rate))
+        describe_kwargs = {**model_kwargs, "sample_rate": int(sample_rate)}
+    described = None
+    if labels:
+        try:
+            described = ui.describe_model(model, len(labels), input_shape, json.dumps(describe_kwargs, sort_keys=True))
+        except (KwsError, RuntimeError) as exc:
+            st.error(f"This model cannot take a {list(input_shape)} input: {exc}")
+    if described is not None:
+        d = described
+        m1, m4 = st.columns(2)
+        m2, m3 = st.columns(2)
+        m1.metric("Parameters", f"{d['n_params']:,}", help="Trainable weights and biases.")
+        m4.metric("Layers", sum(r["params"] > 0 and r["type"].startswith(("Conv", "Linear")) for r in d["layers"]),
+                  f"{len(d['layers'])} modules in all", delta_color="off", delta_arrow="off",
+                  help="Weight layers (convolutions and the classifier), as Dai et al. count them.")  # fmt: skip
+        m2.metric("Input", " × ".join(map(str, d["input_shape"][2:])),
+                  "Mel bands × frames" if representation == "mel" else f"samples: 1 s at {plots.hz_label(int(sample_rate))}",
+                  delta_color="off", delta_arrow="off",
+                  help=f"One clip enters as a tensor shaped {d['input_shape']} (batch, channel, …).")  # fmt: skip
+        m3.metric("Output", f"{d['n_classes']} scores", "one logit per word", delta_color="off", delta_arrow="off",
+                  help=", ".join(labels))  # fmt: skip
+        if representation == "waveform":
+            st.caption(
+                f"First layer: a learned filter bank of {d['config']['n_channel']} filters, each "
+                f"{d['receptive_field_ms']:g} ms long, every {d['hop_ms']:g} ms. One step of the last "
+                f"stage sees {d['total_receptive_field_ms']:.0f} ms of audio."
+            )
+        else:
+            st.caption(
+                f"Each block halves both axes; the global average pool at the end makes any "
+                f"{features.n_mels} × frames picture fit. The picture is normalised per clip first."
+            )
+        layers = pd.DataFrame(
+            [
+                {"layer": r["name"], "type": r["type"], "output shape": " × ".join(map(str, r["output_shape"][1:])),
+                 "parameters": r["params"]}
+                for r in d["layers"]
+            ]
+        )  # fmt: skip
+        st.dataframe(
+            layers, hide_index=True, height=min(36 + 35 * len(layers), 280), width="stretch",
+            column_config={"parameters": st.column_config.NumberColumn(format="localized")},
+        )  # fmt: skip
+        n_train = sum(info.clips["training"].get(w, 0) for w in labels)
+        approx = max(1, round(n_train * float(fraction))) if fraction < 1 else n_train
+        steps = math.ceil(approx / int(batch_size)) * int(epochs)
+        st.caption(
+            f"About **{approx:,} training clips** ({pct(fraction)} of {n_train:,}) in batches of {batch_size}: "
+            f"≈ {math.ceil(approx / int(batch_size))} steps per epoch, ≈ {steps:,} steps in {epochs} epochs. "
+            f"Validation after every epoch; the best epoch is tested on the test split at the end."
+        )
+
+    if problems:
+        st.error("**This run cannot start yet:**\n\n" + "\n".join(f"- {p}" for p in problems), icon=":material/block:")
+    launch = st.button(
+        f"Launch {MODEL_LABELS[model].split(' · ')[0]} on {ui.dataset_name(str(root))}", type="primary",
+        icon=":material/rocket_launch:", disabled=bool(problems) or config is None, width="stretch", key="tr_launch",
+    )  # fmt: skip
+    if launch and config is not None:
+        try:
+            with st.spinner("Queueing the run and starting the background worker…"):
+                run_id = jobs.launch(config)
+        except (KwsError, OSError) as exc:
+            st.error(f"Could not launch the run: {exc}")
+        else:
+            ss.setdefault(SESSION_RUNS, []).append(run_id)
+            ss[WATCH] = run_id
+
+# -- the live run --------------------------------------------------------------------------------
+
+
+def live_section() -> None:
+    """Pick the run to watch (this session's, any queued or training one, the newest) and watch it."""
+    st.subheader("Live run")
+    if ss.get(MESSAGE):
+        st.warning(ss.pop(MESSAGE))
+    infos = ui.all_runs()
+    by_id = {i.run_id: i for i in infos}
+    mine = [r for r in reversed(ss.get(SESSION_RUNS, [])) if r in by_id]
+    active = [i.run_id for i in infos if i.state in ui.ACTIVE_STATES]
+    candidates = list(dict.fromkeys(mine + active + [i.run_id for i in infos[:1]]))
+    candidates.sort(key=lambda r: (by_id[r].created or 0.0, r), reverse=True)
+    if not candidates:
+        st.info("No run yet: choose your settings and press **Launch**. It will appear here, live.")
+        return
+    if ss.get(WATCH) not in candidates:
+        ss[WATCH] = mine[0] if mine else candidates[0]
+    watch = st.selectbox(
+        "Run to watch", candidates, key=WATCH,
+        format_func=lambda r: ui.run_label(by_id[r]) + (" · launched here" if r in mine else ""),
+        help="Model · share of the training data · augmentation · run id. Listed: runs launched from this page "
+        "in this browser session, every run still queued or training, and the newest run. A run goes on when the "
+        "browser is closed: come back and pick it here.",
+    )  # fmt: skip
+    polling = by_id[watch].state in ui.ACTIVE_STATES
+    st.fragment(live_panel, run_every="1s" if polling else None)(watch, polling)
+
+
+def live_panel(run_id: str, polling: bool) -> None:
+    """Status, progress, curves and Cancel for one run; redrawn every second while it is active."""
+    alone = ui.fragment_rerun("train", "live")
+    path = ui.runs_root() / run_id
+    if not path.is_dir():
+        st.warning(f"Run {run_id} was deleted.")
+        return
+    info = ui.run_info_safe(path)
+    status = info.status or {}
+    config = info.config or {}
+    state = info.state
+    iterations, epochs = ui.run_metrics(info)
+    head, button = st.columns([2.6, 1], vertical_alignment="center")
+    head.markdown(
+        f"{ui.state_badge(info)} **{config.get('model', '?')}** on {ui.dataset_name(config.get('data'), short=True)}, "
+        f"{ui.commands_text(config.get('commands'))}, {ui.fraction_text(config)} of the training data, "
+        f"augmentation {ui.augment_name(config.get('augment', 'none'))} · :gray[{run_id}]"
+    )
+    cancelling = (path / "cancel").exists()
+    if state in ui.ACTIVE_STATES:
+        button.button("Cancel run", key=f"tr_cancel_{run_id}", on_click=cancel_run, args=(run_id,),
+                      icon=":material/stop_circle:", disabled=cancelling, width="stretch")  # fmt: skip
+    if state == "queued":
+        ahead = ui.waiting_ahead(info, ui.all_runs())
+        st.progress(0.0, text=f"Waiting ({ahead} ahead): the worker trains one run at a time.")
+    elif state == "running":
+        fraction, eta = jobs.progress(path)
+        if status.get("total_steps"):
+            text = (f"Epoch {status.get('epoch') or 1}/{info.epochs} · step {status.get('step', 0):,}/"
+                    f"{status['total_steps']:,} · {100 * fraction:.0f} % · {ui.fmt_duration(info.duration_s)} so far · "
+                    f"ETA {ui.fmt_duration(eta) if eta is not None else 'estimating…'}")  # fmt: skip
+        else:
+            text = "Loading the clips into memory and building the model…"
+        if cancelling:
+            text = "Cancelling: the run stops at its next iteration… · " + text
+        st.progress(min(max(fraction, 0.0), 1.0), text=text)
+    elif state == "succeeded":
+        st.progress(1.0, text=f"Finished in {ui.fmt_duration(info.duration_s)}")
+    m = st.columns(3)
+    m[0].metric("Epochs done", f"{len(epochs)}/{info.epochs or '?'}")
+    best = info.best_val_accuracy
+    m[1].metric("Best validation", f"{100 * best:.1f} %" if best is not None and best >= 0 else "–",
+                help="Accuracy on the validation split after the best epoch so far.")  # fmt: skip
+    m[2].metric("Test accuracy", f"{100 * info.test_accuracy:.1f} %" if info.test_accuracy is not None else "–",
+                help="On the test split (speakers never heard in training), with the best epoch's weights. "
+                "Measured once, at the end.")  # fmt: skip
+    run = {"label": ui.run_label(info), "color": plots.run_color(0), "iterations": iterations, "epochs": epochs}
+    if iterations:
+        st.plotly_chart(plots.loss_curves([run], height=270, x_max=status.get("total_steps")), key=f"tr_loss_{run_id}")
+    elif state in ui.ACTIVE_STATES:
+        st.caption("The loss curve appears after the first iterations.")
+    if epochs:
+        st.plotly_chart(plots.accuracy_curves([run], height=270, x_max=info.epochs), key=f"tr_acc_{run_id}")
+    elif state in ui.ACTIVE_STATES:
+        st.caption("Validation accuracy appears after the first epoch.")
+    if state == "succeeded":
+        st.success(
+            f"Test accuracy **{100 * (info.test_accuracy or 0):.1f} %** on speakers the model never heard "
+            f"(best epoch {status.get('best_epoch', '?')}, validation {100 * (best or 0):.1f} %)."
+        )
+        ui.page_link("runs.py", "Confusion matrix, mistakes and comparisons: the Runs page", ":material/monitoring:")
+    elif state == "failed":
+        st.error(f"The run failed: {info.error or status.get('error') or 'see its log'}")
+    elif state == "cancelled":
+        why = f": {info.message}" if info.message and info.message != "cancelled" else ""
+        st.info(f"Cancelled{why}. Its curves and checkpoints up to then are kept.")
+    elif state == "unreadable":
+        st.error(f"This run's files cannot be read: {info.error}")
+    if polling and alone and state not in ui.ACTIVE_STATES:
+        st.rerun()  # it just finished: redraw the whole page once, and stop polling
+
+
+with summary:
+    st.divider()
+    live_section()

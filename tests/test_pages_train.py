@@ -1,0 +1,246 @@
+"""The Train and Runs pages under AppTest, with a real background worker and real (tiny) runs.
+
+Each test gets the embedded dataset and a fresh runs folder (``kws_env``); every worker started for
+that folder is stopped, with its runs, when the test ends.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kwscore import jobs
+from kwscore.models import describe
+from kwscore.runfiles import write_json
+from kwscore.runner import default_config
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+@pytest.fixture
+def runs_dir(kws_env, tmp_path) -> Path:
+    """The test's runs folder; the worker (and any run it started) is stopped afterwards."""
+    root = tmp_path / "runs"
+    yield root
+    jobs.stop_worker(root, stop_runs=True)
+    for worker in jobs._STARTED_WORKERS:
+        try:
+            worker.wait(timeout=10)
+        except Exception:  # noqa: BLE001 - already gone, or stuck: nothing more to do here
+            worker.kill()
+    jobs._STARTED_WORKERS.clear()
+
+
+def open_page(name: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90).run()
+    at.switch_page(f"../pages/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def charts(at: AppTest, key: str) -> list[dict]:
+    return [json.loads(e.proto.spec) for e in at.get("plotly_chart") if e.proto.id.endswith(f"-{key}")]
+
+
+def wait_until_final(runs: Path, run_ids: list[str], timeout: float = 90.0) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {r: jobs.refresh_status(r, runs)["state"] for r in run_ids}
+        if all(s in jobs.FINAL_STATES for s in states.values()):
+            return states
+        if time.monotonic() > deadline:
+            raise AssertionError(f"runs did not finish in {timeout} s: {states}")
+        time.sleep(0.3)
+
+
+def run_ids(runs: Path) -> list[str]:
+    return sorted(p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith("_")) if runs.is_dir() else []
+
+
+# ------------------------------------------------------------------------------------------------
+# Train
+# ------------------------------------------------------------------------------------------------
+
+
+def test_train_page_shows_the_model_summary_and_follows_the_model(kws_env):
+    at = open_page("train")
+    assert at.radio(key="tr_model").value == "cnn"
+    cnn = metrics(at)
+    assert cnn["Input"] == "40 × 101"
+    expected = describe("cnn", 8, [1, 1, 40, 101], **default_config("cnn").model_kwargs)  # the tuned recipe
+    assert cnn["Parameters"] == f"{expected['n_params']:,}"
+    layers = at.dataframe[0].value
+    assert len(layers) == len(expected["layers"]) and "output shape" in layers.columns
+
+    at.radio(key="tr_model").set_value("m5").run()
+    assert not at.exception, at.exception
+    m5 = metrics(at)
+    recipe = default_config("m5")
+    expected = describe("m5", 8, **recipe.model_kwargs, sample_rate=recipe.sample_rate)
+    assert m5["Parameters"] == f"{expected['n_params']:,}" != cnn["Parameters"]
+    assert m5["Input"] == str(recipe.sample_rate)  # one second of samples
+
+    at.select_slider(key="tr_m5_n_channel").set_value(4).run()  # a smaller model: fewer parameters
+    small = metrics(at)["Parameters"]
+    kwargs = {**recipe.model_kwargs, "n_channel": 4}
+    assert small == f"{describe('m5', 8, **kwargs, sample_rate=recipe.sample_rate)['n_params']:,}"
+    assert int(small.replace(",", "")) < int(m5["Parameters"].replace(",", ""))
+    assert at.button(key="tr_launch").disabled is False
+
+
+def test_impossible_settings_are_explained_and_launch_is_disabled(kws_env):
+    at = open_page("train")
+    at.radio(key="tr_model").set_value("m18").run()
+    at.select_slider(key="tr_m18_stride").set_value(max(int(o) for o in at.select_slider(key="tr_m18_stride").options)).run()
+    at.select_slider(key="tr_m18_sample_rate").set_value(4000).run()
+    assert not at.exception, at.exception
+    assert at.error, "an impossible model should be explained"
+    assert at.button(key="tr_launch").disabled is True
+
+
+def test_launch_a_tiny_run_watch_it_then_study_and_delete_it_on_the_runs_page(kws_env, runs_dir):
+    at = open_page("train")
+    at.radio(key="tr_model").set_value("m5").run()
+    at.select_slider(key="tr_m5_n_channel").set_value(4).run()
+    at.select_slider(key="tr_fraction").set_value(0.25).run()
+    at.toggle(key="tr_aug_on").set_value(False).run()
+    at.number_input(key="tr_m5_epochs").set_value(1).run()
+    at.button(key="tr_launch").click().run()
+    assert not at.exception, at.exception
+    (run_id,) = run_ids(runs_dir)
+    config = json.loads((runs_dir / run_id / "config.json").read_text())
+    assert config["model"] == "m5" and config["model_kwargs"]["n_channel"] == 4 and config["epochs"] == 1
+    assert config["fraction"] == 0.25 and config["augment"] == "none"
+    assert config["data"] == str(Path(kws_env) / "synthetic")
+    assert at.selectbox(key="train_watch").value == run_id
+
+    assert wait_until_final(runs_dir, [run_id]) == {run_id: "succeeded"}
+    at.run()
+    assert not at.exception, at.exception
+    test_accuracy = jobs.read_report(run_id, runs_dir)["accuracy"]
+    assert metrics(at)["Test accuracy"] == f"{100 * test_accuracy:.1f} %"
+    assert any("on speakers the model never heard" in s.value for s in at.success)
+    assert charts(at, f"tr_loss_{run_id}") and charts(at, f"tr_acc_{run_id}")
+
+    # -- the Runs page lists it, with its evaluation ----------------------------------------------
+    at.switch_page("../pages/runs.py").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["run id"]) == [run_id]
+    assert table["status"][0] == "succeeded"
+    assert table["test acc."][0] == pytest.approx(100 * test_accuracy)
+    assert metrics(at)["Test accuracy"] == f"{100 * test_accuracy:.1f} %"
+    (confusion,) = charts(at, "runs_confusion")
+    heat = confusion["data"][0]
+    assert heat["type"] == "heatmap" and len(heat["x"]) == len(heat["y"]) == 8
+    assert sorted(heat["x"]) == ["down", "go", "left", "no", "right", "stop", "up", "yes"]
+    (per_class,) = charts(at, "runs_per_class")
+    assert per_class["data"][0]["type"] == "bar" and len(per_class["data"][0]["x"]) == 8
+    assert charts(at, "runs_cmp_acc"), "the newest finished run is compared by default"
+    if test_accuracy < 1:
+        assert charts(at, "runs_mis_spec_0") and charts(at, "runs_mis_top_0")
+        assert at.get("audio"), "misclassified clips can be played"
+
+    # -- delete, with confirmation -----------------------------------------------------------------
+    at.button(key="runs_delete").click().run()
+    assert (runs_dir / run_id).is_dir(), "nothing is deleted before the confirmation"
+    at.button(key="runs_delete_yes").click().run()
+    assert not at.exception, at.exception
+    assert not (runs_dir / run_id).exists()
+    assert any("was deleted" in s.value for s in at.success)
+    assert not at.dataframe, "no run is left to list"
+
+
+# ------------------------------------------------------------------------------------------------
+# Runs
+# ------------------------------------------------------------------------------------------------
+
+
+def fake_run(runs: Path, run_id: str, status=None, config=None) -> Path:
+    folder = runs / run_id
+    folder.mkdir(parents=True)
+    if config is not None:
+        write_json(folder / "config.json", config)
+    if isinstance(status, str):
+        (folder / "status.json").write_text(status)
+    elif status is not None:
+        write_json(folder / "status.json", status)
+    return folder
+
+
+def test_corrupt_runs_are_listed_with_their_problem_and_never_break_the_page(runs_dir):
+    good = {"model": "m5", "data": "/nowhere", "commands": "8", "epochs": 3, "augment": "none", "fraction": 1.0}
+    fake_run(runs_dir, "20250101-000001-m5-aaaaaa", "{not json", good)
+    fake_run(runs_dir, "20250101-000002-m5-bbbbbb", {"state": "succeeded", "created": 2.0}, ["not", "a", "dict"])
+    broken = fake_run(runs_dir, "20250101-000003-m5-cccccc", {"state": "succeeded", "created": 3.0, "test_accuracy": 0.5}, good)
+    (broken / "report.json").write_text('{"accuracy": 0.5, "labels": ["a"], "confusion": "garbage", "per_class_accuracy": 3}')
+    (broken / "metrics.jsonl").write_text('{"kind": "epoch", "epoch": 1, "step": 2, "val_accuracy": 0.5}\nhalf a li')
+    fake_run(runs_dir, "20250101-000004-m5-dddddd")  # an empty folder
+    at = open_page("runs")
+    table = at.dataframe[0].value
+    assert len(table) == 4
+    assert (table["status"] == "unreadable").sum() >= 2
+    assert all(table["problem"][table["status"] == "unreadable"] != "")
+    for run_id in table["run id"]:
+        at.selectbox(key="runs_detail").set_value(run_id).run()
+        assert not at.exception, (run_id, at.exception)
+    at.selectbox(key="runs_detail").set_value("20250101-000003-m5-cccccc").run()
+    assert any("damaged" in e.value for e in at.error)
+
+
+def test_a_running_run_cannot_be_deleted(runs_dir):
+    folder = fake_run(runs_dir, "20250101-000005-m5-eeeeee", {"state": "running", "created": 5.0, "heartbeat": time.time(),
+                                                              "pid": 1, "host": "elsewhere"},
+                      {"model": "m5", "data": "/nowhere", "epochs": 3})  # fmt: skip
+    at = open_page("runs")
+    at.button(key="runs_delete").click().run()
+    assert not at.exception, at.exception
+    assert any("still training" in w.value for w in at.warning)
+    assert folder.is_dir()
+
+
+def test_experiment_queues_fractions_times_augmentation_and_can_be_cancelled(runs_dir):
+    at = open_page("runs")
+    at.selectbox(key="exp_model").set_value("m5")
+    at.number_input(key="exp_epochs").set_value(1)
+    assert at.multiselect(key="exp_fractions").value == [0.1, 0.25, 0.5, 1.0]
+    at.button(key="exp_submit").click().run()
+    assert not at.exception, at.exception
+    ids = run_ids(runs_dir)
+    assert len(ids) == 8
+    (exp_file,) = (runs_dir / "_experiments").glob("*.json")
+    record = json.loads(exp_file.read_text())
+    grid = sorted((r["fraction"], r["augment"]) for r in record["runs"])
+    assert grid == sorted((f, a) for f in (0.1, 0.25, 0.5, 1.0) for a in ("off", "on"))
+    configs = [json.loads((runs_dir / r / "config.json").read_text()) for r in ids]
+    assert {c["model"] for c in configs} == {"m5"} and {c["seed"] for c in configs} == {0}
+    assert sum(c["augment"] == "none" for c in configs) == 4
+
+    statuses = list(at.dataframe[0].value["status"])
+    waiting = sorted(int(s.split("(")[1].split()[0]) for s in statuses if s.startswith("waiting"))
+    assert len(waiting) >= 7 and waiting == list(range(8 - len(waiting), 8)), statuses  # "waiting (n ahead)"
+
+    # A new browser session on the Train page can pick any run still queued or training.
+    other = open_page("train")
+    shown = {label.rsplit(" · ", 1)[-1] for label in other.selectbox(key="train_watch").options}  # short ids
+    assert {r.rsplit("-", 1)[-1] for r in ids} <= shown
+
+    cancel = [b for b in at.button if b.key == "runs_exp_cancel"]
+    assert cancel, "unfinished runs of the experiment can be cancelled"
+    cancel[0].click().run()
+    states = wait_until_final(runs_dir, ids)
+    assert list(states.values()).count("cancelled") >= 7  # the first may have finished its 1 epoch
+    at.run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 8 and (table["status"] == "cancelled").sum() >= 7
+    (plot,) = charts(at, "runs_exp_plot")
+    assert [t["name"] for t in plot["data"]] == ["augmentation off", "augmentation on"]

@@ -1,0 +1,198 @@
+"""kwscore.streaming: posterior handling on a toy classifier, then on a real trained CNN.
+
+The real test builds a 20-s recording from held-out (test-split) clips placed at known times into
+the dataset's ``_background_noise_`` noises, and checks that every word is found at the right time
+(±250 ms) with at most one false alarm. It uses the clips the model classifies correctly and
+confidently (≥ 0.7) on their own: this tests the *detector* (windows, smoothing, gate, peak picking,
+refractory period), not the accuracy of a 25-s classifier, which its own tests measure.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from kwscore.errors import KwsError
+from kwscore.streaming import (
+    Detection,
+    Placed,
+    StreamConfig,
+    compose,
+    detect,
+    frame_levels,
+    frame_windows,
+    loud_span,
+    match,
+    moving_average,
+    noise_floor,
+    word_bounds,
+)
+
+SR = 16000
+
+
+@pytest.fixture(scope="session")
+def cnn_run(embedded_data_dir, tmp_path_factory):
+    from tests.trained import trained_cnn_run
+
+    return trained_cnn_run(embedded_data_dir / "synthetic", tmp_path_factory.mktemp("stream-runs"))
+
+
+# ------------------------------------------------------------------------------------------------
+# the steps
+# ------------------------------------------------------------------------------------------------
+
+
+def test_frame_windows_cover_the_recording():
+    x = torch.arange(1.0, 2.6 * SR + 1).view(1, -1)
+    windows, times = frame_windows(x, SR, 1.0, 0.25)
+    assert windows.shape == (8, 1, SR)
+    assert times.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    assert windows[2, 0, 0] == 0.5 * SR + 1 and windows[-1, 0, -1] == 0  # the end is zero-padded
+    short, t = frame_windows(torch.ones(1, SR // 2), SR, 1.0, 0.1)
+    assert short.shape == (1, 1, SR) and t.tolist() == [0.0]
+
+
+def test_moving_average_is_centred():
+    probs = torch.zeros(9, 2)
+    probs[4, 0] = 1.0
+    smooth = moving_average(probs, 3)
+    assert smooth.shape == probs.shape
+    assert torch.allclose(smooth[3:6, 0], torch.full((3,), 1 / 3)) and smooth[[2, 6], 0].sum() == 0
+    assert torch.equal(moving_average(probs, 1), probs)
+
+
+def test_levels_floor_and_loud_span():
+    gen = torch.Generator().manual_seed(0)
+    x = 0.001 * torch.randn(1, 2 * SR, generator=gen)
+    t = torch.arange(SR // 2) / SR
+    x[0, SR : SR + SR // 2] += 0.3 * torch.sin(2 * math.pi * 600 * t)  # a 0.5-s "word" at 1 s
+    levels = frame_levels(x, SR)
+    assert levels.shape == (200,)
+    floor = noise_floor(levels)
+    assert -80 < floor < -50
+    start, end = loud_span(levels, floor + 12)
+    assert abs(start - 100) <= 2 and abs(end - 150) <= 2
+    assert loud_span(levels, 10.0) is None
+    a, b = word_bounds(x[:, SR // 2 : SR // 2 + SR], SR)  # the word inside a 1-s clip
+    assert abs(a - 0.5) < 0.03 and abs(b - 1.0) < 0.03
+
+
+def test_bad_settings_are_explained():
+    with pytest.raises(KwsError, match="hop"):
+        StreamConfig(hop=2.0).validate()
+    with pytest.raises(KwsError, match="threshold"):
+        StreamConfig(threshold=1.5).validate()
+    with pytest.raises(KwsError, match="mono"):
+        detect(torch.zeros(2, SR), SR, lambda w: torch.ones(len(w), 1), ["a"])
+
+
+# ------------------------------------------------------------------------------------------------
+# a toy classifier: "low" and "high" tones
+# ------------------------------------------------------------------------------------------------
+
+
+def tone_classifier(windows: torch.Tensor) -> torch.Tensor:
+    """[B, 1, 16000] -> [B, 2] probabilities of ("high", "low"): energy above vs below 1 kHz.
+    Like a real KWS model it always names one of its words, even for pure noise."""
+    spec = torch.fft.rfft(windows[:, 0]).abs().pow(2)
+    low, high = spec[:, 200:1000].sum(1), spec[:, 1000:3000].sum(1)
+    return torch.softmax(torch.stack([high, low], 1).log() * 3, dim=1)
+
+
+def tone(freq: float, seconds: float = 0.4) -> torch.Tensor:
+    t = torch.arange(round(seconds * SR)) / SR
+    clip = torch.zeros(1, SR)
+    clip[0, 3000 : 3000 + t.numel()] = 0.4 * torch.sin(2 * math.pi * freq * t) * torch.hann_window(t.numel())
+    return clip
+
+
+def test_toy_detector_finds_tones_at_their_times():
+    gen = torch.Generator().manual_seed(1)
+    clips = [("low" if i % 2 else "high", f"t{i}", tone(400 if i % 2 else 2000)) for i in range(6)]
+    comp = compose(clips, torch.randn(1, 3 * SR, generator=gen), 16.0, noise_db=-20, seed=3)
+    assert len(comp.words) == 6
+    result = detect(comp.waveform, SR, tone_classifier, ["high", "low"])
+    score = match(result.detections, comp.words)
+    assert score["hits"] == 6 and not score["false_alarms"], (score, result.detections)
+    assert max(abs(e) for e in score["start_errors"]) < 0.1
+    assert result.probs.shape == (len(result.times), 2) and result.smoothed.shape == result.probs.shape
+    assert result.to_list()[0].keys() == {"word", "start", "end", "score"}
+
+
+def test_noise_alone_never_fires():
+    """The classifier is sure of *something* in every noise window; the gate keeps it quiet."""
+    gen = torch.Generator().manual_seed(2)
+    noise = 0.05 * torch.randn(1, 10 * SR, generator=gen)
+    result = detect(noise, SR, tone_classifier, ["high", "low"])
+    assert result.probs.max(dim=1).values.mean() > 0.9  # confident nonsense...
+    assert result.detections == [] and not result.active.any()  # ...never reported
+    silence = detect(torch.zeros(1, 5 * SR), SR, tone_classifier, ["high", "low"])
+    assert silence.detections == []
+
+
+def test_refractory_period_and_non_keywords():
+    clips = [("high", "a", tone(2000))]
+    comp = compose(clips, torch.zeros(0), 4.0, seed=0)
+    once = detect(comp.waveform + 1e-4 * torch.randn_like(comp.waveform), SR, tone_classifier, ["high", "low"],
+                  StreamConfig(refractory=0.0))  # fmt: skip
+    assert [d.word for d in once.detections] == ["high"]  # overlapping windows: still one detection
+    hidden = detect(comp.waveform, SR, tone_classifier, ["_silence_", "low"])
+    assert all(d.word != "_silence_" for d in hidden.detections)
+
+
+def test_match_counts_hits_misses_and_false_alarms():
+    truth = [Placed("yes", "x", 0.8, 1.0, 1.4), Placed("no", "y", 2.8, 3.0, 3.3)]
+    found = [Detection("yes", 1.1, 1.4, 0.9), Detection("no", 3.4, 3.6, 0.8), Detection("up", 5.0, 5.2, 0.7)]
+    score = match(found, truth)
+    assert score["hits"] == 1 and score["missed"] == ["no"] and len(score["false_alarms"]) == 2
+    assert score["start_errors"] == [pytest.approx(0.1)]
+
+
+# ------------------------------------------------------------------------------------------------
+# a real model
+# ------------------------------------------------------------------------------------------------
+
+
+def known_clips(predictor, root, min_probability: float = 0.7) -> list:
+    """Test-split clips the model gets right, confidently, on their own: (word, clip_id, [1, 16000])."""
+    from kwscore import audio
+    from kwscore.data.dataset import SpeechCommands
+
+    dataset = SpeechCommands(root, subset="testing", commands=predictor.labels)
+    clips = []
+    for i in range(len(dataset)):
+        clip = audio.fix_length(dataset.waveform(i), SR)
+        word = dataset.get_metadata(i)[2]
+        p = predictor.predict(clip)
+        if p.word == word and p.probability >= min_probability:
+            clips.append((word, dataset.clip_id(i), clip))
+    return clips
+
+
+@pytest.mark.parametrize("noise", ["pink_noise.wav", "white_noise.wav"])
+def test_trained_cnn_finds_words_in_noise(cnn_run, embedded_data_dir, noise):
+    from kwscore import audio
+    from kwscore.data.layout import dataset_folder
+    from kwscore.inference import Predictor
+
+    root = embedded_data_dir / "synthetic"
+    predictor = Predictor.from_run(cnn_run)
+    clips = known_clips(predictor, root)
+    assert len(clips) >= 30, f"only {len(clips)} test clips are classified confidently: the model is too weak"
+    wave, sr = audio.load(dataset_folder(root) / "_background_noise_" / noise)
+    chosen = random.Random(1).sample(clips, 8)
+    comp = compose(chosen, audio.resample(wave, sr, SR), 20.0, noise_db=-20, gap=(0.8, 1.5), seed=1,
+                   noise_name=noise)  # fmt: skip
+    assert len(comp.words) == 8
+    result = predictor.detect(comp.waveform)
+    score = match(result.detections, comp.words, tolerance=0.25)
+    errors = [round(1000 * e) for e in score["start_errors"]]
+    print(f"{noise}: {score['hits']}/{score['words']} words, start errors {errors} ms, "
+          f"{len(score['false_alarms'])} false alarm(s) {score['false_alarms']}")  # fmt: skip
+    assert score["hits"] == score["words"], score
+    assert len(score["false_alarms"]) <= 1, score
+    assert max(abs(e) for e in score["start_errors"]) <= 0.25
