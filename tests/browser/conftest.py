@@ -137,13 +137,23 @@ def real_errors(pg) -> list[str]:
     return errors
 
 
-def wait_idle(pg, timeout: float = 60_000) -> None:
-    """Wait until Streamlit has finished running the script."""
+def wait_idle(pg, timeout: float = 60_000, settle_ms: int = 400) -> None:
+    """Wait until Streamlit has finished running the script and stays idle for ``settle_ms``.
+
+    A page may rerun itself right after a run (st.rerun, a fragment), so one idle moment is not
+    enough: the state must still be idle after a short pause.
+    """
     pg.wait_for_timeout(150)  # let a rerun that was just triggered start
-    pg.wait_for_selector(IDLE, timeout=timeout)
+    for _ in range(50):
+        pg.wait_for_selector(IDLE, timeout=timeout)
+        pg.wait_for_timeout(settle_ms)
+        if pg.locator(IDLE).count():
+            return
+    raise TimeoutError("the page kept rerunning")
 
 
 def open_page(pg, server: Server, path: str = "") -> None:
     pg.goto(f"{server.url}/{path}")
     pg.wait_for_selector("[data-testid='stApp']")
+    pg.locator("[data-testid='stMain'] h1").first.wait_for()  # the page's script has started drawing
     wait_idle(pg)

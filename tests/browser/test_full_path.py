@@ -1,0 +1,87 @@
+"""The whole lab in a real browser: data -> Spectrogram lab -> Train M5 -> Runs -> Try it.
+
+Also: every page loads cleanly, and the fake microphone drives the recording widget.
+"""
+
+import pytest
+
+from kwscore.data.layout import dataset_folder
+
+from .conftest import open_page, real_errors, wait_idle
+
+pytestmark = pytest.mark.browser
+
+
+def assert_clean(pg) -> None:
+    assert pg.locator("[data-testid='stException']").count() == 0, "an exception element is shown"
+    assert not real_errors(pg), f"browser errors: {real_errors(pg)}"
+
+
+@pytest.mark.parametrize("path", ["train", "runs", "try_it", "record"])
+def test_lab_pages_load_without_errors(page, server, path):
+    open_page(page, server, path)
+    assert_clean(page)
+    assert page.locator("h1").first.inner_text().strip()
+
+
+def test_full_path_train_watch_compare_try(page, server):
+    # 1. the embedded data is there (generated on first start) and the Spectrogram lab draws it
+    open_page(page, server, "spectrogram")
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for()
+    page.locator("audio").first.wait_for(state="attached")
+
+    # 2. Train a tiny M5 for 1 epoch
+    open_page(page, server, "train")
+    page.locator("[data-testid='stRadio'] label", has_text="M5 · raw waveform").first.click()
+    wait_idle(page)
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("1")
+    epochs.press("Enter")
+    wait_idle(page)
+    launch = page.locator("[data-testid='stButton'] button", has_text="Launch")
+    assert launch.is_enabled()
+    launch.click()
+
+    # 3. the live panel updates until the run succeeds (polling fragment, no page reload)
+    page.get_by_text("succeeded", exact=False).first.wait_for(timeout=240_000)
+    wait_idle(page)
+    assert page.locator("[data-testid='stPlotlyChart']").count() >= 2, "loss and accuracy curves"
+    assert_clean(page)
+
+    # 4. Runs shows it, with a confusion matrix
+    open_page(page, server, "runs")
+    page.get_by_text("Confusion matrix on the test split", exact=False).first.wait_for(timeout=60_000)
+    assert_clean(page)
+
+    # 5. Try it: upload a test clip, get a prediction
+    open_page(page, server, "try_it")
+    clip = sorted(dataset_folder(server.data_dir / "synthetic").glob("yes/*.wav"))[0]
+    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(clip))
+    wait_idle(page)
+    page.get_by_text("The second the model hears", exact=False).first.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert page.locator("[data-testid='stPlotlyChart']").count() >= 2, "waveform and probabilities"
+    assert_clean(page)
+
+
+def test_fake_microphone_records_a_take(page, server):
+    open_page(page, server, "record")
+    name = page.get_by_label("Your name", exact=True)
+    name.fill("Ada")
+    name.press("Enter")
+    wait_idle(page)
+    recorder = page.locator("[data-testid='stAudioInput']").first
+    recorder.wait_for(timeout=30_000)
+    record = recorder.get_by_role("button", name="Record")
+    record.click()
+    page.wait_for_timeout(1500)  # Chromium's fake device plays a beep into the microphone
+    recorder.get_by_role("button", name="Stop recording").click()
+    wait_idle(page)
+    page.wait_for_timeout(500)
+    wait_idle(page)
+    assert page.locator("audio").count() >= 1, "the take can be played back"
+    page.get_by_role("button", name="Keep this take").click()
+    wait_idle(page)
+    takes = list((server.data_dir / "user").rglob("*_nohash_*.wav"))
+    assert len(takes) == 1 and takes[0].parent.name == "yes"
+    assert_clean(page)
