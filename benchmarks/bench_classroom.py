@@ -48,6 +48,7 @@ async def student(browser, url: str, moves: int, latencies: list[float], errors:
     """One session: open the Spectrogram lab, then move sliders ``moves`` times."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
+    page.set_default_timeout(120_000)  # 20 pages on 2 cores: slow is measured, only a hang is an error
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
     try:
         await page.goto(f"{url}/spectrogram", timeout=120_000)

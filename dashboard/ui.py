@@ -645,6 +645,13 @@ def dataset_name(data: str | None, short: bool = False) -> str:
     return Path(data).name or str(data)
 
 
+def data_text(config: dict | None, short: bool = True) -> str:
+    """A run's data in words: its dataset, plus any mixed-in ones (``synthetic + user``)."""
+    config = config or {}
+    mix = config.get("mix") or []
+    return " + ".join(dataset_name(d, short) for d in [config.get("data"), *mix])
+
+
 def commands_text(commands: Any) -> str:
     if isinstance(commands, list):
         return f"{len(commands)} words"

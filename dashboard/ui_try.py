@@ -72,21 +72,47 @@ class Analysis:
         return self.seconds / self.sound.duration if self.kind == "stream" and self.sound.duration else None
 
 
+#: How a recording is analysed: by its length and content, or as the user says.
+MODES = {"auto": "Automatic", "clip": "One word", "stream": "Streaming"}
+#: "auto": a longer recording whose sound (silence trimmed) lasts at most this long is one word.
+ONE_WORD_S = 1.0
+
+
+def sound_seconds(waveform: torch.Tensor) -> float:
+    """How long the sound in a 16 kHz recording lasts once leading/trailing silence is trimmed."""
+    from kwscore.userdata import trim_silence
+
+    return trim_silence(waveform, SAMPLE_RATE, pad_ms=0.0).shape[-1] / SAMPLE_RATE
+
+
 def analyse(
     data: bytes,
     name: str,
     model: Predictor,
     cfg: StreamConfig | None = None,
     threshold: float = CONFIDENT,
+    mode: str = "auto",
 ) -> Analysis:
-    """Decode ``data``, convert it to mono 16 kHz, then classify it (a clip up to 1.5 s) or run
-    streaming detection over it (longer). Raises KwsError for bad input."""
+    """Decode ``data``, convert it to mono 16 kHz, then classify it as one word or run streaming
+    detection over it. ``mode="auto"``: one word when the recording lasts at most 1.5 s, or when
+    its sound (silence trimmed) lasts at most 1 s — someone said one word into the microphone;
+    otherwise streaming. Raises KwsError for bad input."""
+    if mode not in MODES:
+        raise KwsError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
     sound = read_audio(data, name)
     steps = [f"decoded {sound.format}: {sound.sample_rate:,} Hz, "
              f"{'mono' if sound.channels == 1 else 'stereo' if sound.channels == 2 else f'{sound.channels} channels'}, "
              f"{sound.duration:.2f} s"]  # fmt: skip
     steps += sound.steps
-    if sound.is_clip:
+    one_word = mode == "clip"
+    if mode == "auto":
+        one_word = sound.is_clip
+        if not one_word:
+            lasting = sound_seconds(sound.waveform)
+            one_word = lasting <= ONE_WORD_S
+            if one_word:
+                steps.append(f"the sound lasts {lasting:.2f} s once the silence around it is trimmed: one word")
+    if one_word:
         clip, start = loudest_second(sound.waveform)
         n = sound.waveform.shape[-1]
         if n < SAMPLE_RATE:
@@ -116,14 +142,16 @@ def digest(data: bytes) -> str:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _cached_analysis(key: str, _data: bytes, name: str, _model: Predictor, cfg: StreamConfig, threshold: float) -> Analysis:
-    return analyse(_data, name, _model, cfg, threshold)
+def _cached_analysis(key: str, _data: bytes, name: str, _model: Predictor, cfg: StreamConfig, threshold: float,
+                     mode: str) -> Analysis:  # fmt: skip
+    return analyse(_data, name, _model, cfg, threshold, mode)
 
 
-def cached_analysis(data: bytes, name: str, info, model: Predictor, cfg: StreamConfig, threshold: float) -> Analysis:
+def cached_analysis(data: bytes, name: str, info, model: Predictor, cfg: StreamConfig, threshold: float,
+                    mode: str = "auto") -> Analysis:  # fmt: skip
     """:func:`analyse`, cached per (file content, run, settings): moving another widget is free."""
     key = f"{digest(data)}|{info.run_id}|{(Path(info.path) / 'best.pt').stat().st_mtime}"
-    return _cached_analysis(key, data, name, model, cfg, threshold)
+    return _cached_analysis(key, data, name, model, cfg, threshold, mode)
 
 
 def detections_table(result: StreamResult):

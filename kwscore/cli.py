@@ -93,6 +93,7 @@ def _config_from_args(args: argparse.Namespace):
     return default_config(
         args.model,
         data=str(args.data) if args.data else None,
+        mix=[str(m) for m in args.mix] if args.mix else None,
         commands=args.commands,
         epochs=args.epochs,
         augment=args.augment,
@@ -231,8 +232,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     folder = _run_folder(args.run, args.runs_dir)
     model, transform, labels, config = load_run_model(folder)
-    data = args.data or config.get("data")
-    if not data:
+    data = [args.data] if args.data else [config.get("data"), *(config.get("mix") or [])]
+    if not data[0]:
         raise KwsError("This run does not say which dataset it used: pass --data ROOT.")
     subset = None if args.subset == "all" else args.subset
     dataset = SpeechCommands(data, subset=subset, commands=labels)
@@ -241,7 +242,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         keys = ("accuracy", "n_correct", "n_total", "labels", "per_class_accuracy", "per_class_total", "confusion")
         print(json.dumps({k: report[k] for k in keys}, indent=1))
         return 0
-    print(f"accuracy {report['accuracy']:.1%} ({report['n_correct']}/{report['n_total']}) on the {args.subset} clips of {data}")
+    print(f"accuracy {report['accuracy']:.1%} ({report['n_correct']}/{report['n_total']}) on the {args.subset} clips of {' + '.join(map(str, data))}")
     for label, acc in report["per_class_accuracy"].items():
         print(f"  {label:>10}  {_fmt_pct(acc):>6}  ({report['per_class_total'][label]} clips)")
     return 0
@@ -339,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="m5", help="cnn, m3, m5, m11, m18 or m34res (default m5)")
     p.add_argument("--data", help=f"dataset root (default: the embedded set, {paths.synth_root()})")
     p.add_argument("--commands", help="8 (default), 35, all, or a comma-separated list of words")
+    p.add_argument("--mix", action="append", metavar="ROOT",
+                   help="another dataset whose clips join every split, e.g. your recordings (repeatable)")
     p.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
     p.add_argument("--augment", help="none, light, standard or strong (default: the recipe's)")
     p.add_argument("--fraction", type=float, help="share of the training split, e.g. 0.25 (default 1)")

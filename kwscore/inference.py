@@ -209,16 +209,17 @@ def to_model_input(waveform: torch.Tensor, sample_rate: int) -> tuple[torch.Tens
 def loudest_second(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE, seconds: float = 1.0) -> tuple[torch.Tensor, float]:
     """The ``seconds``-long stretch of ``waveform`` [1, time] with the most energy, and its start (s).
 
-    Shorter recordings are zero-padded at the end (start 0). This is how a 1.3-s recording
-    becomes the 1-s clip a model takes.
+    When several stretches hold (almost) all of it — a word shorter than the window — the middle
+    one is taken, which centres the word. Shorter recordings are zero-padded at the end (start 0).
+    This is how a 1.3-s recording becomes the 1-s clip a model takes.
     """
     n = round(seconds * sample_rate)
     if waveform.shape[-1] <= n:
         return audio.fix_length(waveform, n), 0.0
-    energy = torch.nn.functional.pad(waveform[0].pow(2).cumsum(0), (1, 0))
-    sums = energy[n:] - energy[:-n]
-    hop = sample_rate // 100
-    best = int(sums[::hop].argmax()) * hop
+    energy = torch.nn.functional.pad(waveform[0].double().pow(2).cumsum(0), (1, 0))
+    sums = (energy[n:] - energy[:-n])[:: sample_rate // 100]  # every 10 ms
+    near_best = torch.nonzero(sums >= 0.99 * sums.max()).flatten()
+    best = int(near_best[len(near_best) // 2]) * (sample_rate // 100)
     return waveform[:, best : best + n], best / sample_rate
 
 

@@ -149,6 +149,8 @@ class RunConfig:
         model_kwargs: constructor options, e.g. ``{"n_channel": 32, "stride": 16}`` for M5.
     Data:
         data: dataset ROOT in the SpeechCommands layout.
+        mix: more dataset ROOTs whose clips join every split (e.g. your own recordings next to
+            the embedded set); the words are then those of all of them together.
         commands: ``"8"``, ``"35"``, ``"all"`` or a list of words.
         features: :class:`FeatureConfig` settings for the CNN (``{}`` = the classic front end).
         sample_rate: the rate the waveform models listen at (8000 as in the paper and the
@@ -172,6 +174,7 @@ class RunConfig:
     model: str = "m5"
     model_kwargs: dict = field(default_factory=dict)
     data: str = ""
+    mix: list = field(default_factory=list)
     commands: str | list = "8"
     features: dict = field(default_factory=dict)
     sample_rate: int = 8000
@@ -206,6 +209,13 @@ class RunConfig:
         return cls(**data)
 
     # -- derived --------------------------------------------------------------------------------
+    @property
+    def data_roots(self) -> list[str]:
+        """``data`` followed by the ``mix`` datasets (what :class:`SpeechCommands` reads)."""
+        if not isinstance(self.mix, list | tuple) or not all(isinstance(m, str) for m in self.mix):
+            raise KwsError(f"mix must be a list of dataset folders, got {self.mix!r}.")
+        return [self.data, *(m for m in self.mix if m != self.data)]
+
     @property
     def representation(self) -> str:
         """``"mel"`` (the CNN) or ``"waveform"`` (the M-models)."""
@@ -250,7 +260,8 @@ class RunConfig:
                 out.append("No dataset chosen: set data to a folder in the SpeechCommands layout.")
             else:
                 try:
-                    check_layout(self.data)
+                    for root in self.data_roots:
+                        check_layout(root)
                 except KwsError as exc:
                     out.append(str(exc))
         return out
@@ -405,7 +416,7 @@ class Split:
 
 def load_split(config: RunConfig, subset: str, indices_fn=None) -> Split:
     """Decode ``subset`` at 16 kHz, keep the chosen clips, resample once to the model's rate."""
-    dataset = SpeechCommands(config.data, subset=subset, commands=config.commands)
+    dataset = SpeechCommands(config.data_roots, subset=subset, commands=config.commands)
     if indices_fn is not None:
         dataset = dataset.select(indices_fn(dataset))
     waveforms, targets = decode_all(dataset, round(CLIP_SECONDS * SAMPLE_RATE))
@@ -755,7 +766,7 @@ def _run(config: RunConfig, files: RunFiles, callbacks: Callbacks, progress: dic
     threads = configure_threads(config.threads or _env_threads())
     set_seed(config.seed)
     device = pick_device()
-    files.log(f"run {files.run_id}: {config.model} on {config.data} ({device}, {threads} thread(s))")
+    files.log(f"run {files.run_id}: {config.model} on {' + '.join(config.data_roots)} ({device}, {threads} thread(s))")
 
     data = prepare_data(config, files)
     model, optimizer, scheduler = _build(config, data, device)
@@ -793,8 +804,15 @@ def _run(config: RunConfig, files: RunFiles, callbacks: Callbacks, progress: dic
 
 
 def _build(config: RunConfig, data: dict, device: torch.device):
-    """The model (on ``device``), Adam and the learning-rate schedule (stepped once per batch)."""
+    """The model (on ``device``), Adam and the learning-rate schedule (stepped once per batch).
+
+    A Mel model's weights are stored "channels last" (``[C, H, W]`` laid out as ``[H, W, C]``),
+    the layout the CPU's convolution library computes in: the CNN trained ~40 % faster on 2 cores.
+    Same maths and same checkpoints (a state dict does not care about the layout).
+    """
     model = build_model(config.model, len(data["labels"]), **_model_kwargs(config)).to(device)
+    if config.representation == "mel":
+        model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = make_scheduler(
         optimizer, config.scheduler, epochs=config.epochs, steps_per_epoch=len(data["train"]),
@@ -970,7 +988,7 @@ def _selection_info(config: RunConfig, split: Split) -> dict:
 def _finish(config, files, data, best, info, started, stopped, device) -> RunResult:
     """Test the best checkpoint on the test split, write report.json, mark the run succeeded."""
     model, transform, labels, _ = load_run_model(files.dir, "best", device)
-    test_set = SpeechCommands(config.data, subset="testing", commands=labels)
+    test_set = SpeechCommands(config.data_roots, subset="testing", commands=labels)
     report = evaluate(model, test_set, transform, labels, device)
     _, epochs = files.read_metrics()
     report.update(

@@ -52,7 +52,7 @@ SPEECH_BAND = (200.0, 4000.0)
 #: A word's loud stretch: frames at least this share of ``gate_db`` above the noise floor.
 SPAN_SHARE = 1.0
 #: ... and last at least this long (s): a click or a blip of babble is not a word.
-MIN_WORD_S = 0.1
+MIN_WORD_S = 0.05
 #: ... and within this many dB of the window's loudest frame (the quiet tail of a word is not the word).
 SPAN_RANGE_DB = 30.0
 #: A window may fire only if its loud stretch keeps this far (s) from both of its edges: the

@@ -42,7 +42,7 @@ def table_rows(infos: list) -> pd.DataFrame:
             else None,
             "model": info.model or "?",
             "parameters": ui.run_n_params(info),
-            "data": f"{ui.dataset_name(info.data, short=True)} · {ui.commands_text(info.commands)}" if info.data else "?",
+            "data": f"{ui.data_text(info.config)} · {ui.commands_text(info.commands)}" if info.data else "?",
             "augmentation": ui.augment_name(config.get("augment", "none")) if config else "?",
             "fraction": ui.fraction_text(config) if config else "?",
             "epochs": f"{info.epoch or 0}/{info.epochs or '?'}",

@@ -8,6 +8,7 @@ launches it, and then only reads the run's files, once a second.
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -175,9 +176,18 @@ with settings:
 
     with data_box.container(border=True):
         st.markdown("**Data**")
+        others = {str(e.root): e.label for e in ui.dataset_entries() if e.available and e.root.resolve() != root.resolve()}
+        mix = [m for m in ui.kept(
+            st.multiselect, "Mix in", key="tr_mix", default=[], options=list(others), format_func=others.get,
+            placeholder="nothing: only the sidebar's dataset",
+            help="Clips of these datasets join every split: e.g. add your own recordings (Your own words) to the "
+            "embedded set, then choose all words to learn a new one.",
+        ) if m in others]  # fmt: skip
+        mixed = [ui.load_info(Path(m)) for m in mix]
+        words = sorted(set(info.words).union(*(m.words for m in mixed if m is not None)))
         commands = ui.kept(
             st.radio, "Words", key="tr_commands", default="8", options=["8", "all"], horizontal=True,
-            format_func=lambda c: "the 8 commands" if c == "8" else f"all {len(info.words)} words",
+            format_func=lambda c: "the 8 commands" if c == "8" else f"all {len(words)} words",
         )  # fmt: skip
         fraction = ui.kept(
             st.select_slider, "Training fraction", key="tr_fraction", default=1.0, options=FRACTIONS,
@@ -299,7 +309,7 @@ with settings:
 
 # -- the run config ------------------------------------------------------------------------------
 overrides = dict(
-    data=str(root), commands=commands, fraction=float(fraction), fraction_by=fraction_by, seed=int(seed),
+    data=str(root), mix=mix, commands=commands, fraction=float(fraction), fraction_by=fraction_by, seed=int(seed),
     epochs=int(epochs), lr=float(lr), batch_size=int(batch_size), scheduler=scheduler,
     weight_decay=float(weight_decay), max_minutes=float(minutes) or None, model_kwargs=model_kwargs,
     augment=aug_value,
@@ -311,7 +321,7 @@ else:
 problems = list(fe_problems)
 config = None
 try:
-    labels = resolve_commands(commands, info.words)
+    labels = resolve_commands(commands, words)
     config = default_config(model, **overrides)
     problems += config.problems()
 except KwsError as exc:
@@ -438,7 +448,7 @@ def live_panel(run_id: str, polling: bool) -> None:
     iterations, epochs = ui.run_metrics(info)
     head, button = st.columns([2.6, 1], vertical_alignment="center")
     head.markdown(
-        f"{ui.state_badge(info)} **{config.get('model', '?')}** on {ui.dataset_name(config.get('data'), short=True)}, "
+        f"{ui.state_badge(info)} **{config.get('model', '?')}** on {ui.data_text(config)}, "
         f"{ui.commands_text(config.get('commands'))}, {ui.fraction_text(config)} of the training data, "
         f"augmentation {ui.augment_name(config.get('augment', 'none'))} · :gray[{run_id}]"
     )

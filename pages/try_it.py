@@ -69,7 +69,14 @@ def pick_input() -> tuple[bytes | None, str | None, list | None]:
     there is nothing yet."""
     data_root = (info.config or {}).get("data")
     sources = [k for k in SOURCES if k != "test" or ui_try.dataset_exists(data_root)]
-    source = st.segmented_control("Input", sources, format_func=SOURCES.get, key="try_source", default="upload")
+    c1, c2 = st.columns([2.2, 1], vertical_alignment="bottom")
+    with c1:
+        source = st.segmented_control("Input", sources, format_func=SOURCES.get, key="try_source", default="upload")
+    with c2:
+        ui.kept(st.segmented_control, "Analyse as", key="try_mode", default="auto", options=list(ui_try.MODES),
+                format_func=ui_try.MODES.get,
+                help="Automatic: one word when the recording is short (or its sound lasts at most 1 s once the "
+                "silence is trimmed), streaming detection otherwise.")  # fmt: skip
     source = source or "upload"
     if source == "upload":
         upload = st.file_uploader(
@@ -231,7 +238,7 @@ def listen() -> None:
     cfg = stream_config()
     try:
         with st.spinner("Listening…"):
-            result = ui_try.cached_analysis(data, name, info, model, cfg, threshold)
+            result = ui_try.cached_analysis(data, name, info, model, cfg, threshold, ss.get("try_mode") or "auto")
     except KwsError as exc:
         st.error(str(exc), icon=":material/error:")
         return

@@ -246,3 +246,21 @@ def test_record_keep_and_delete_takes(kws_env):
     assert (paths.user_root() / "_trash" / "lights-on" / Path(first).name).exists()
     counts = at.dataframe[0].value
     assert counts.loc["lights-on", "total"] == 1
+
+
+def test_one_word_in_a_longer_recording_is_a_clip_unless_asked(with_run, kws_env):
+    """Someone presses record, waits, says one word, waits: the page classifies that word."""
+    from kwscore.streaming import word_bounds
+
+    x = test_clip(kws_env / "synthetic", "left")
+    a, b = word_bounds(torch.from_numpy(x).view(1, -1), SR)
+    word = x[max(0, round((a - 0.05) * SR)) : round((b + 0.05) * SR)]
+    recording = np.concatenate([np.zeros(SR), word, np.zeros(SR)]).astype(np.float32)
+    recording += 1e-4 * np.random.default_rng(0).standard_normal(recording.size).astype(np.float32)
+    at = open_page("try_it")
+    upload(at, "take.wav", encode(recording, SR))
+    steps = next(m.value for m in at.markdown if m.value.startswith("1. decoded"))
+    assert "once the silence around it is trimmed: one word" in steps and "the loudest second" in steps
+    assert at.success and "left" in at.success[0].value and "try_probs" in chart_keys(at)
+    at.segmented_control(key="try_mode").set_value("stream").run()
+    assert not at.exception and "try_timeline" in chart_keys(at) and "try_probs" not in chart_keys(at)

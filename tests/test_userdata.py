@@ -88,3 +88,26 @@ def test_mono_float_numpy_input(tmp_path):
     x = np.sin(np.arange(8000) / 5).astype(np.float32) * np.hanning(8000).astype(np.float32)
     take = save_take(tmp_path, "beep", "Cy", torch.from_numpy(x)[None], 8000)
     assert sf.info(take.path).samplerate == 16000
+
+
+def test_train_on_your_recordings_mixed_with_a_dataset(small_synth, tmp_path):
+    """Takes of a new word join the embedded set's splits; a real run learns all nine words."""
+    from kwscore.cli import main as cli
+    from kwscore.runner import default_config, run_training
+
+    user = tmp_path / "user"
+    for i in range(10):  # two 'speakers', five takes each: 3 training, 1 validation, 1 testing
+        save_take(user, "beep", ["Ada", "Bo"][i % 2], *tone_take(word_at=0.2 + 0.05 * i))
+    mixed = SpeechCommands([small_synth, user], "testing", commands="all")
+    alone = SpeechCommands(small_synth, "testing", commands="all")
+    assert mixed.labels == sorted([*alone.labels, "beep"])
+    assert len(mixed) == len(alone) + 2 and mixed.path(len(mixed) - 1).is_relative_to(user)
+    config = default_config("m5", data=str(small_synth), mix=[str(user)], commands="all", epochs=1,
+                            augment="none", threads=1)  # fmt: skip
+    result = run_training(config, tmp_path / "run")
+    assert result.report["labels"] == mixed.labels and result.report["per_class_total"]["beep"] == 2
+    assert result.report["n_total"] == len(mixed)
+    # the CLI evaluates on the same mix by default
+    assert cli(["eval", str(tmp_path / "run"), "--json"]) == 0
+    with pytest.raises(KwsError, match="mix must be a list"):
+        default_config("m5", data=str(small_synth), mix="oops").validate()

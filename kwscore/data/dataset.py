@@ -115,11 +115,25 @@ def check_layout(root: str | os.PathLike) -> Path:
     return folder
 
 
+def _walk(root: Path, subset: str | None) -> list[tuple[str, int, str, str, int]]:
+    """torchaudio's walker over one dataset: (absolute path, rate, label, speaker, utterance) per clip."""
+    try:
+        sc = SPEECHCOMMANDS(root, download=False, subset=subset)
+    except FileNotFoundError as exc:
+        raise KwsError(
+            f"The dataset at {root} has no {Path(exc.filename).name}, so it has no official "
+            f"{subset} split. Add validation_list.txt and testing_list.txt to {dataset_folder(root)}."
+        ) from exc
+    return [(os.path.join(sc._archive, m[0]), *m[1:]) for m in map(sc.get_metadata, range(len(sc)))]
+
+
 class SpeechCommands(Dataset):
     """Speech Commands (or any folder in its layout), decoded with soundfile.
 
     Args:
-        root: dataset ROOT (the folder holding ``SpeechCommands/``), or the inner folder.
+        root: dataset ROOT (the folder holding ``SpeechCommands/``), or the inner folder; or a list
+            of ROOTs to mix several datasets (e.g. the embedded set and your own recordings): their
+            clips join in every split, and the words are those of all of them together.
         subset: ``None`` (everything), ``"training"``, ``"validation"`` or ``"testing"``.
         commands: ``"8"``, ``"35"``, ``"all"`` or a list of words (see :func:`resolve_commands`).
         sample_rate: resample every clip to this rate once, when decoded (e.g. 8000 for M5).
@@ -128,7 +142,7 @@ class SpeechCommands(Dataset):
 
     def __init__(
         self,
-        root: str | os.PathLike,
+        root: str | os.PathLike | Sequence[str | os.PathLike],
         subset: str | None = None,
         commands: str | int | Sequence[str] = "8",
         sample_rate: int = SAMPLE_RATE,
@@ -136,25 +150,23 @@ class SpeechCommands(Dataset):
     ) -> None:
         if subset not in (None, *SUBSETS):
             raise KwsError(f"subset must be one of {', '.join(SUBSETS)} or None, not {subset!r}.")
-        folder = check_layout(root)
-        self.root = dataset_root(root)
+        roots = [root] if isinstance(root, str | os.PathLike) else list(root)
+        if not roots:
+            raise KwsError("No dataset given: pass a dataset ROOT (or a list of them).")
+        for r in roots:
+            check_layout(r)
+        self.root = dataset_root(roots[0])
+        self.roots = [dataset_root(r) for r in roots]
         self.subset = subset
         self.sample_rate = int(sample_rate)
-        self.labels = resolve_commands(commands, word_folders(self.root))
-        try:
-            self._sc = SPEECHCOMMANDS(self.root, download=False, subset=subset)
-        except FileNotFoundError as exc:
-            raise KwsError(
-                f"The dataset at {root} has no {Path(exc.filename).name}, so it has no official "
-                f"{subset} split. Add validation_list.txt and testing_list.txt to {folder}."
-            ) from exc
+        self.labels = resolve_commands(commands, sorted(set().union(*map(word_folders, self.roots))))
         wanted = set(self.labels)
-        # metadata: (relpath, sample_rate, label, speaker_id, utterance_number) per clip
-        self._meta = [m for m in map(self._sc.get_metadata, range(len(self._sc))) if m[2] in wanted]
+        # metadata: (path, sample_rate, label, speaker_id, utterance_number) per clip
+        self._meta = [m for r in self.roots for m in _walk(r, subset) if m[2] in wanted]
         if not self._meta:
             raise KwsError(
-                f"The {subset or 'whole'} split of {root} has no clips of {', '.join(self.labels)}. "
-                "Check the split lists or choose other words."
+                f"The {subset or 'whole'} split of {', '.join(map(str, roots))} has no clips of "
+                f"{', '.join(self.labels)}. Check the split lists or choose other words."
             )
         self._cache: dict[int, torch.Tensor | None] | None = {} if cache else None
         self._warned: set[str] = set()
@@ -164,16 +176,16 @@ class SpeechCommands(Dataset):
 
     def path(self, n: int) -> Path:
         """Absolute path of the n-th clip."""
-        return Path(self._sc._archive) / self._meta[n][0]
+        return Path(self._meta[n][0])
 
     def clip_id(self, n: int) -> str:
         """``"yes/0a7c2a8d_nohash_1.wav"``: how the split lists name the n-th clip."""
         return "/".join(Path(self._meta[n][0]).parts[-2:])
 
     def get_metadata(self, n: int) -> tuple[str, int, str, str, int]:
-        """Like torchaudio's: (relative path, sample rate, label, speaker, utterance) without decoding."""
-        relpath, _, label, speaker, utt = self._meta[n]
-        return relpath, self.sample_rate, label, speaker, utt
+        """Like torchaudio's: (path, sample rate, label, speaker, utterance) without decoding."""
+        path, _, label, speaker, utt = self._meta[n]
+        return path, self.sample_rate, label, speaker, utt
 
     def decode(self, n: int) -> torch.Tensor | None:
         """Decode clip n to mono [1, time] at :attr:`sample_rate`; None (and a warning) if corrupt."""

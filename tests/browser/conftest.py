@@ -94,12 +94,33 @@ def server(embedded_data_dir, tmp_path_factory):
     jobs.stop_worker(runs, stop_runs=True)
 
 
+def microphone_file(data_dir: Path, folder: Path) -> Path:
+    """What the fake microphone hears: 0.3 s of quiet, a test-split "yes" of the embedded set, then
+    1.5 s of quiet (Chromium loops the file from the start of each recording)."""
+    import numpy as np
+    import soundfile as sf
+
+    from kwscore.data.layout import dataset_folder
+
+    root = dataset_folder(data_dir / "synthetic")
+    clip = next(c for c in sorted((root / "yes").glob("*.wav")) if f"yes/{c.name}" in (root / "testing_list.txt").read_text())
+    word, sr = sf.read(clip, dtype="int16")
+    loud = np.flatnonzero(np.abs(word) > 0.1 * np.abs(word).max())
+    word = word[max(0, loud[0] - sr // 20) : loud[-1] + sr // 20]
+    path = folder / "microphone.wav"
+    sf.write(path, np.concatenate([np.zeros(3 * sr // 10, np.int16), word, np.zeros(3 * sr // 2, np.int16)]), sr,
+             subtype="PCM_16")  # fmt: skip
+    return path
+
+
 @pytest.fixture(scope="session")
-def browser():
+def browser(embedded_data_dir, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
+    mic = microphone_file(embedded_data_dir, tmp_path_factory.mktemp("microphone"))
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={mic}"])  # fmt: skip
         yield b
         b.close()
 

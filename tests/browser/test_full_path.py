@@ -3,8 +3,14 @@
 Also: every page loads cleanly, and the fake microphone drives the recording widget.
 """
 
-import pytest
+import re
 
+import numpy as np
+import pytest
+import soundfile as sf
+from playwright.sync_api import expect
+
+from kwscore import jobs
 from kwscore.data.layout import dataset_folder
 
 from .conftest import open_page, real_errors, wait_idle
@@ -35,6 +41,7 @@ def test_full_path_train_watch_compare_try(page, server):
     page.locator("[data-testid='stRadio'] label", has_text="M5 · raw waveform").first.click()
     wait_idle(page)
     epochs = page.get_by_label("Epochs")
+    expect(epochs).to_have_count(1)  # the model switch redraws the form: wait for the old one to go
     epochs.fill("1")
     epochs.press("Enter")
     wait_idle(page)
@@ -43,9 +50,14 @@ def test_full_path_train_watch_compare_try(page, server):
     launch.click()
 
     # 3. the live panel updates until the run succeeds (polling fragment, no page reload)
-    page.get_by_text("succeeded", exact=False).first.wait_for(timeout=240_000)
-    wait_idle(page)
-    assert page.locator("[data-testid='stPlotlyChart']").count() >= 2, "loss and accuracy curves"
+    watched = page.get_by_role("combobox", name="Run to watch")
+    expect(watched).to_have_value(re.compile("launched here"))
+    tail = watched.input_value().split(" · ")[-2]
+    run = next(i for i in jobs.list_runs(server.runs_dir) if i.run_id.endswith(tail))
+    live = page.locator("[data-testid='stMain'] [data-testid='stMarkdownContainer']", has_text=tail)
+    live.filter(has_text="succeeded").first.wait_for(timeout=240_000)
+    assert jobs.refresh_status(run.run_id, server.runs_dir)["state"] == "succeeded"
+    page.locator("[data-testid='stPlotlyChart']").nth(1).wait_for(timeout=30_000)  # loss and accuracy curves
     assert_clean(page)
 
     # 4. Runs shows it, with a confusion matrix
@@ -74,7 +86,7 @@ def test_fake_microphone_records_a_take(page, server):
     recorder.wait_for(timeout=30_000)
     record = recorder.get_by_role("button", name="Record")
     record.click()
-    page.wait_for_timeout(1500)  # Chromium's fake device plays a beep into the microphone
+    page.wait_for_timeout(1500)  # the fake microphone plays a quiet 0.3 s, "yes", then quiet
     recorder.get_by_role("button", name="Stop recording").click()
     wait_idle(page)
     page.wait_for_timeout(500)
@@ -84,4 +96,6 @@ def test_fake_microphone_records_a_take(page, server):
     wait_idle(page)
     takes = list((server.data_dir / "user").rglob("*_nohash_*.wav"))
     assert len(takes) == 1 and takes[0].parent.name == "yes"
+    take, sr = sf.read(takes[0])
+    assert (sr, take.shape) == (16000, (16000,)) and np.abs(take).max() > 0.05, "the word, not silence"
     assert_clean(page)
