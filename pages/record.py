@@ -163,7 +163,8 @@ with c2:
     st.markdown(
         f"**My recordings**: {len(everything)} takes of {counts.shape[0]} word(s) by {speakers} speaker(s), in "
         f"`{root}`.\n\nEvery 5th take of a word goes to validation and the next to testing, so five takes "
-        "already give all three splits. To train on them, pick **My recordings** in the sidebar, then on "
-        "**Train** choose the words *all*."
+        "already give all three splits. To train on them, go to **Train**: add **My recordings** under *Mix in* "
+        "(next to the sidebar's dataset) and choose *all* words; or pick **My recordings** in the sidebar to train "
+        "on them alone."
     )
     ui.page_link("train.py", "Go to Train", ":material/model_training:")

@@ -137,6 +137,19 @@ def test_m5_loads_tutorial_weights_and_returns_logits():
         assert torch.allclose(F.log_softmax(ours(x), dim=1), tutorial(x).squeeze(1), atol=1e-5)
 
 
+def test_m5_trains_exactly_like_the_tutorial_model():
+    """Our faster pool (and pool-then-ReLU) change nothing: same loss, same gradients in training mode."""
+    torch.manual_seed(0)
+    tutorial = TutorialM5(n_output=8).train()
+    ours = build_model("m5", 8).train()
+    ours.load_state_dict(tutorial.state_dict())
+    x, y = torch.randn(16, 1, 8000), torch.randint(8, (16,))
+    F.nll_loss(tutorial(x).squeeze(1), y).backward()
+    F.cross_entropy(ours(x), y).backward()
+    for (name, a), b in zip(tutorial.named_parameters(), ours.parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6), name
+
+
 def test_describe_m5_receptive_field():
     info = describe("m5", n_classes=35)
     assert info["representation"] == "waveform"

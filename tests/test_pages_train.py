@@ -96,6 +96,23 @@ def test_train_page_shows_the_model_summary_and_follows_the_model(kws_env):
     assert at.button(key="tr_launch").disabled is False
 
 
+def test_mix_in_your_recordings_adds_their_words(kws_env, tmp_path, monkeypatch):
+    from kwscore.userdata import save_take
+    from tests.test_userdata import tone_take
+
+    mine = tmp_path / "mine"
+    for i in range(5):
+        save_take(mine, "beep", "Ada", *tone_take(word_at=0.2 + 0.1 * i))
+    monkeypatch.setenv("KWS_DATASETS", str(mine))  # listed in the pickers next to the embedded set
+    at = open_page("train")
+    assert "Folder: mine" in at.multiselect(key="tr_mix").options
+    at.radio(key="tr_commands").set_value("all").run()
+    assert metrics(at)["Output"] == "35 scores"
+    at.multiselect(key="tr_mix").set_value([str(mine)]).run()
+    assert not at.exception and metrics(at)["Output"] == "36 scores"  # the 35 words and "beep"
+    assert at.button(key="tr_launch").disabled is False
+
+
 def test_impossible_settings_are_explained_and_launch_is_disabled(kws_env):
     at = open_page("train")
     at.radio(key="tr_model").set_value("m18").run()

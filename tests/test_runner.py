@@ -122,6 +122,38 @@ def test_batches_cover_the_data_and_never_leave_a_single_clip():
     assert len(val_batches) == 3 and torch.cat([t for _, t in val_batches]).tolist() == list(range(65))
 
 
+def test_augmented_batches_are_prepared_ahead_in_order_and_reproducibly():
+    """The helper thread augments batch k+1 while batch k trains: same batches, same order as a
+    plain loop, for the same seeds; and every clip is used once per pass."""
+    x, y = torch.randn(100, 1, 800), torch.arange(100)
+    recipe = steps(("time_shift", 0.5, {"shift_ms": 20.0}), ("gain", 1.0, {"gain_db": (-6.0, 6.0)}))
+
+    def epoch(ahead: bool):
+        gen, aug = torch.Generator().manual_seed(4), BatchAugment(recipe, 8000, seed=2)
+        batches = Batches(x, y, 16, shuffle=True, generator=gen, augment=aug, ahead=True)
+        return list(batches) if ahead else [batches._batch(i) for i in torch.randperm(100, generator=gen).split(16)]
+
+    threaded, serial = epoch(True), epoch(False)
+    assert len(threaded) == 7 and sorted(torch.cat([t for _, t in threaded]).tolist()) == sorted(
+        torch.cat([t for _, t in serial]).tolist())  # fmt: skip
+    for (xa, ta), (xb, tb) in zip(threaded, serial, strict=True):
+        assert torch.equal(ta, tb) and torch.equal(xa, xb)
+    assert not torch.equal(threaded[0][0], x[threaded[0][1]])  # augmented
+
+
+@pytest.mark.parametrize("shift", [0, 37, -37, 799, -799, 800, -800])
+def test_shift_batch_moves_each_clip_like_time_shift(shift):
+    from kwscore.augment import time_shift
+    from kwscore.runner import shift_batch
+
+    x = torch.randn(3, 1, 800)
+    shifts = torch.tensor([shift, 0, -shift])
+    out = shift_batch(x, shifts)
+    for b, s in enumerate(shifts.tolist()):
+        expected, record = time_shift(x[b], shift_ms=s / 16.0)  # time_shift works at 16 kHz
+        assert record["shift_samples"] == s and torch.equal(out[b], expected)
+
+
 # -------------------------------------------------------------------------------- batched augmentation
 
 

@@ -35,7 +35,7 @@ def trained_cnn_run(data_root: Path, runs_dir: Path) -> Path:
     with _lock:
         if "run" not in _cache:
             config = default_config(
-                "cnn", data=str(data_root), commands="8", epochs=12, batch_size=32, lr=0.01,
+                "cnn", data=str(data_root), commands="8", epochs=20, batch_size=32, lr=0.01,
                 model_kwargs={"channels": [16, 32, 64], "dropout": 0.0}, augment=STREAM_AUGMENT, seed=0, threads=1,
             )  # fmt: skip
             run_dir = runs_dir / RUN_ID
