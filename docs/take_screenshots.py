@@ -5,7 +5,8 @@
 Generates the embedded dataset and trains the small test CNN (about 35 s) in a temporary folder,
 starts `streamlit run dashboard/app.py` on it, opens each page at 1400 px wide and saves
 ``docs/screenshots/<page>.png`` (the whole page). For *Try it* it picks the test recording built
-from the dataset, so the streaming timeline shows.
+from the dataset, so the streaming timeline shows. The *Runs* page tells more with several runs
+(a CNN and an M5, an experiment): ``--runs-dir DIR`` shows an existing runs folder instead.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ PAGES = ["explore", "spectrogram", "augmentation", "train", "runs", "try_it", "r
 def prepare(page, name: str) -> None:
     """Bring a page into the state the README shows."""
     if name == "try_it":
-        page.get_by_role("button", name="Test recording from the dataset").click()
+        page.locator("button", has_text="Test recording from the dataset").first.click()
         wait_idle(page)
         page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=60_000)
         wait_idle(page)
@@ -36,6 +37,7 @@ def prepare(page, name: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pages", nargs="*", default=PAGES, choices=PAGES)
+    ap.add_argument("--runs-dir", type=Path, help="an existing runs folder (default: one new run)")
     args = ap.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -47,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         data, runs = Path(tmp) / "data", Path(tmp) / "runs"
         runs.mkdir(parents=True)
         generate(data / "synthetic", SynthParams())
-        trained_cnn_run(data / "synthetic", runs)
-        server = Server(data, runs)
+        if args.runs_dir is None:
+            trained_cnn_run(data / "synthetic", runs)
+        server = Server(data, args.runs_dir or runs)
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

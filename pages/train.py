@@ -179,7 +179,7 @@ with settings:
         others = {str(e.root): e.label for e in ui.dataset_entries() if e.available and e.root.resolve() != root.resolve()}
         mix = [m for m in ui.kept(
             st.multiselect, "Mix in", key="tr_mix", default=[], options=list(others), format_func=others.get,
-            placeholder="nothing: only the sidebar's dataset",
+            placeholder="nothing more",
             help="Clips of these datasets join every split: e.g. add your own recordings (Your own words) to the "
             "embedded set, then choose all words to learn a new one.",
         ) if m in others]  # fmt: skip
