@@ -614,7 +614,7 @@ def _time_warp(specs: torch.Tensor, warp: torch.Tensor) -> torch.Tensor:
     src = torch.where(t <= dest, left, right)  # [b, n] input frame for each output frame
     x = (2.0 * src / max(n - 1, 1) - 1.0).float().view(b, 1, n, 1).expand(b, m, n, 1)
     y = torch.linspace(-1.0, 1.0, m).view(1, m, 1, 1).expand(b, m, n, 1)
-    grid = torch.cat([x, y], dim=-1)
+    grid = torch.cat([x, y], dim=-1).to(specs.device)
     return F.grid_sample(specs, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
@@ -647,12 +647,13 @@ def spec_augment_batch(
         w0 = c.time_warp + (u[:, 0] * (n - 2 * c.time_warp)).long()
         d = (u[:, 1] * (2 * c.time_warp + 1)).long() - c.time_warp
         warp = torch.stack([w0, d * applied], dim=1)
-        moved = (warp[:, 1] != 0).view(b, 1, 1, 1)  # d = 0 is the identity: keep values exact
+        moved = (warp[:, 1] != 0).view(b, 1, 1, 1).to(specs.device)  # d = 0 is the identity: keep values exact
         specs = torch.where(moved, _time_warp(specs, warp), specs)
     freq = _draw_spans(b, c.n_freq_masks, c.freq_mask_param, m, applied, gen)
     time = _draw_spans(b, c.n_time_masks, c.time_mask_param, n, applied, gen)
     fill = specs.mean(dim=(-3, -2, -1), keepdim=True) if c.mask_value == "mean" else torch.zeros(())
-    hidden = _span_mask(freq, m).view(b, 1, m, 1) | _span_mask(time, n).view(b, 1, 1, n)
+    # drawn on the CPU (same numbers for a seed everywhere), applied where the batch lives (CUDA)
+    hidden = (_span_mask(freq, m).view(b, 1, m, 1) | _span_mask(time, n).view(b, 1, 1, n)).to(specs.device)
     out = torch.where(hidden, fill.to(specs.dtype), specs)
     fills = fill.reshape(-1).to(specs.dtype).expand(b)
     return out, {"freq": freq, "time": time, "warp": warp, "applied": applied, "fill": fills}

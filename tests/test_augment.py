@@ -500,3 +500,18 @@ def test_spec_augment_validation_messages(cfg, shape, expected):
     with pytest.raises(KwsError) as err:
         spec_augment_batch(torch.zeros(shape), cfg, seed=0)
     assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("time_warp", [0, 5])
+def test_spec_augment_follows_the_batch_device(time_warp):
+    """Masks are drawn on the CPU (same numbers for a seed) but applied where the batch lives: a
+    CUDA batch must not meet a CPU mask. The 'meta' device stands in for CUDA here (no GPU), and
+    it refuses mixed devices the same way."""
+    from kwscore.augment import SpecAugmentConfig, spec_augment_batch
+
+    specs = torch.randn(4, 1, 40, 101)
+    config = SpecAugmentConfig(time_warp=time_warp)
+    out, masks = spec_augment_batch(specs.to("meta"), config, 0)
+    assert out.device.type == "meta" and out.shape == specs.shape
+    cpu_out, cpu_masks = spec_augment_batch(specs, config, 0)
+    assert torch.equal(masks["freq"], cpu_masks["freq"]) and torch.equal(masks["time"], cpu_masks["time"])
