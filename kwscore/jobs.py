@@ -422,6 +422,8 @@ def supervise(run_id: str, runs_dir) -> str:
     files = RunFiles(run_dir(run_id, runs_dir))
     if not files.exists() or files.read_status()["state"] != "queued":
         return files.read_status()["state"] if files.exists() else "missing"
+    if not _wait_for_orphans(files):
+        return files.read_status()["state"]
     with open(files.log_path, "ab") as out:
         child = subprocess.Popen(
             [sys.executable, "-m", "kwscore.runner", str(files.dir)],
@@ -438,6 +440,33 @@ def supervise(run_id: str, runs_dir) -> str:
     )
     log.info("run %s ended: %s", run_id, status["state"])
     return status["state"]
+
+
+def orphans(runs_dir=None) -> list[str]:
+    """Runs still training on this machine although the worker that started them has died (only
+    the worker was killed): they still hold a core, so new runs wait for them."""
+    me = os.getpid()
+    out = []
+    for info in list_runs(runs_dir):
+        status = info.status or {}
+        boss = status.get("supervisor_pid")
+        if (info.state == "running" and status.get("host") == this_host() and boss not in (None, me)
+                and not pid_alive(boss) and _is_our_process(status)):  # fmt: skip
+            out.append(info.run_id)
+    return out
+
+
+def _wait_for_orphans(files: RunFiles) -> bool:
+    """Keep a queued run waiting while orphaned runs train; False if it was cancelled meanwhile."""
+    logged = False
+    while busy := orphans(files.dir.parent):
+        if not logged:
+            files.log(f"waiting for {', '.join(busy)} to finish (its worker stopped, the run goes on)")
+            logged = True
+        if files.read_status()["state"] != "queued":
+            return False
+        time.sleep(1.0)
+    return files.read_status()["state"] == "queued"
 
 
 def _wait(child: subprocess.Popen, files: RunFiles) -> int:
@@ -587,7 +616,7 @@ def run_worker(runs_dir=None, concurrency: int | None = None) -> bool:
 
 __all__ = [
     "CANCEL_GRACE_S", "FINAL_STATES", "HEARTBEAT_TIMEOUT_S", "RunInfo", "cancel", "create_run", "delete",
-    "ensure_worker", "enqueue", "launch", "list_runs", "new_run_id", "pending_count", "progress",
+    "ensure_worker", "enqueue", "launch", "list_runs", "new_run_id", "orphans", "pending_count", "progress",
     "read_log", "read_metrics", "read_report", "read_status", "refresh_status", "run_dir", "run_info",
     "run_worker", "runs_root", "stop_worker", "supervise", "worker_pid",
 ]  # fmt: skip

@@ -215,6 +215,25 @@ def test_restart_recovery(small_synth, runs_dir):
     assert jobs.read_metrics(orphan, runs_dir)[0]
 
 
+def test_a_run_orphaned_by_its_worker_keeps_its_core(small_synth, runs_dir):
+    """Kill only the worker: its run trains on alone. A new worker lets the queued run wait until
+    that orphan is gone (the limit of one run at a time holds), then runs it."""
+    orphan = jobs.launch(config(small_synth, epochs=LONG), runs_dir)
+    waiting = jobs.launch(config(small_synth), runs_dir)
+    old_worker = jobs.worker_pid(runs_dir)
+    wait_for(lambda: running_with_steps(orphan, runs_dir), what="the first run to train")
+    os.kill(old_worker, signal.SIGKILL)  # the worker only: its child run goes on
+    wait_for(lambda: jobs.worker_pid(runs_dir) is None, timeout=10, what="the worker to die")
+    assert jobs.ensure_worker(runs_dir) != old_worker
+    wait_for(lambda: jobs.orphans(runs_dir) == [orphan], timeout=10, what="the orphan to be seen")
+    wait_for(lambda: "waiting for" in jobs.read_log(waiting, runs_dir), timeout=30, what="the new worker to wait")
+    time.sleep(1.5)
+    assert state(orphan, runs_dir) == "running" and state(waiting, runs_dir) == "queued"
+    jobs.cancel(orphan, runs_dir, wait_s=20)  # its process still reads the cancel flag
+    wait_for(lambda: state(waiting, runs_dir) == "succeeded", timeout=60, what="the queued run")
+    assert state(orphan, runs_dir) == "cancelled"
+
+
 def test_a_second_worker_for_the_same_folder_steps_aside(runs_dir):
     pid = jobs.ensure_worker(runs_dir)
     wait_for(lambda: jobs.worker_pid(runs_dir) == pid, timeout=20, what="the worker lock")
