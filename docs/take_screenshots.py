@@ -19,7 +19,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Server, open_page, wait_idle  # noqa: E402
+from tests.browser.conftest import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Server,
+    microphone_file,
+    open_page,
+    wait_idle,
+)
 
 OUT = REPO / "docs" / "screenshots"
 PAGES = ["explore", "spectrogram", "augmentation", "train", "runs", "try_it", "record"]
@@ -27,6 +34,17 @@ PAGES = ["explore", "spectrogram", "augmentation", "train", "runs", "try_it", "r
 
 def prepare(page, name: str) -> None:
     """Bring a page into the state the README shows."""
+    if name == "record":  # one take from the fake microphone (a held-out "yes"), ready to keep
+        box = page.get_by_label("Your name", exact=True)
+        box.fill("Ada")
+        box.press("Enter")
+        wait_idle(page)
+        recorder = page.locator("[data-testid='stAudioInput']").first
+        recorder.get_by_role("button", name="Record").click()
+        page.wait_for_timeout(1500)
+        recorder.get_by_role("button", name="Stop recording").click()
+        page.get_by_role("button", name="Keep this take").wait_for()
+        wait_idle(page)
     if name == "try_it":
         page.locator("button", has_text="Test recording from the dataset").first.click()
         wait_idle(page)
@@ -54,8 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         server = Server(data, args.runs_dir or runs)
         try:
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-                page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                mic = microphone_file(data, Path(tmp))
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={mic}"])  # fmt: skip
+                context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["microphone"])
+                page = context.new_page()
                 page.set_default_timeout(60_000)
                 for name in args.pages:
                     open_page(page, server, name)
