@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -52,6 +53,7 @@ from kwscore.data.dataset import SpeechCommands  # noqa: E402
 from kwscore.models import build_model  # noqa: E402
 from kwscore.runner import RECIPES, default_config, prepare_data, run_training  # noqa: E402
 from kwscore.training import make_optimizer, train  # noqa: E402
+from tests.tutorial import TutorialM5  # noqa: E402
 
 SHARED_REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "speech-commands-real"
 TARGETS = {"cnn": 0.93, "m5": 0.85}  # test accuracy, each recipe trained in at most 5 minutes
@@ -133,36 +135,6 @@ def recipes_section(models: list[str], overrides: dict, label: str, threads: int
 # ============================================================================================
 # 2. Throughput: the tutorial's loop, the runner, the bare step
 # ============================================================================================
-
-
-class TutorialM5(nn.Module):
-    """The PyTorch tutorial's M5, verbatim (it ends with log_softmax; trained with nll_loss)."""
-
-    def __init__(self, n_input=1, n_output=35, stride=16, n_channel=32):
-        super().__init__()
-        self.conv1 = nn.Conv1d(n_input, n_channel, kernel_size=80, stride=stride)
-        self.bn1 = nn.BatchNorm1d(n_channel)
-        self.pool1 = nn.MaxPool1d(4)
-        self.conv2 = nn.Conv1d(n_channel, n_channel, kernel_size=3)
-        self.bn2 = nn.BatchNorm1d(n_channel)
-        self.pool2 = nn.MaxPool1d(4)
-        self.conv3 = nn.Conv1d(n_channel, 2 * n_channel, kernel_size=3)
-        self.bn3 = nn.BatchNorm1d(2 * n_channel)
-        self.pool3 = nn.MaxPool1d(4)
-        self.conv4 = nn.Conv1d(2 * n_channel, 2 * n_channel, kernel_size=3)
-        self.bn4 = nn.BatchNorm1d(2 * n_channel)
-        self.pool4 = nn.MaxPool1d(4)
-        self.fc1 = nn.Linear(2 * n_channel, n_output)
-
-    def forward(self, x):
-        x = self.pool1(F.relu(self.bn1(self.conv1(x))))
-        x = self.pool2(F.relu(self.bn2(self.conv2(x))))
-        x = self.pool3(F.relu(self.bn3(self.conv3(x))))
-        x = self.pool4(F.relu(self.bn4(self.conv4(x))))
-        x = F.avg_pool1d(x, x.shape[-1])
-        x = x.permute(0, 2, 1)
-        x = self.fc1(x)
-        return F.log_softmax(x, dim=2)
 
 
 class TutorialLoop:

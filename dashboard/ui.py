@@ -141,17 +141,23 @@ def _cached_info(root: str, stamp: float) -> DatasetInfo:
     return dataset_info(root)
 
 
-def load_info(root: Path | None) -> DatasetInfo | None:
-    """The dataset's summary (cached until its folders change), or None with an error shown."""
+def _scan(root: Path | None, cached: Callable[[str, float], Any]) -> Any:
+    """``cached(root, stamp)`` (recomputed when the dataset's folders change), or None with the
+    reason shown: no folder typed yet, not a dataset, unreadable."""
     if root is None:
         st.info("Type the path of a dataset folder in the sidebar.")
         return None
     try:
         check_layout(root)
-        return _cached_info(str(root), _folder_stamp(root))
+        return cached(str(root), _folder_stamp(root))
     except (KwsError, OSError) as exc:
         st.error(str(exc) if isinstance(exc, KwsError) else f"Cannot read {root}: {exc}")
         return None
+
+
+def load_info(root: Path | None) -> DatasetInfo | None:
+    """The dataset's summary (cached until its folders change), or None with an error shown."""
+    return _scan(root, _cached_info)
 
 
 # ============================================================================================
@@ -332,14 +338,8 @@ def _cached_clip_index(root: str, stamp: float) -> ClipIndex:
 
 def clip_index(root: Path | None) -> ClipIndex | None:
     """The dataset's clip index (cached until its folders change), or None with the reason shown."""
-    if root is None:
-        st.info("Type the path of a dataset folder in the sidebar.")
-        return None
-    try:
-        check_layout(root)
-        index = _cached_clip_index(str(root), _folder_stamp(root))
-    except (KwsError, OSError) as exc:
-        st.error(str(exc) if isinstance(exc, KwsError) else f"Cannot read {root}: {exc}")
+    index = _scan(root, _cached_clip_index)
+    if index is None:
         return None
     if index.table.empty:
         st.warning(f"No clips named like `<speaker>_nohash_<n>.wav` were found under {root}.")

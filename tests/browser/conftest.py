@@ -158,6 +158,12 @@ def real_errors(pg) -> list[str]:
     return errors
 
 
+def assert_clean(pg) -> None:
+    """No exception element on the page, no console / page / HTTP error in the browser."""
+    assert pg.locator("[data-testid='stException']").count() == 0, "an exception element is shown"
+    assert not real_errors(pg), f"browser errors: {real_errors(pg)}"
+
+
 def wait_idle(pg, timeout: float = 60_000, settle_ms: int = 400) -> None:
     """Wait until Streamlit has finished running the script and stays idle for ``settle_ms``.
 

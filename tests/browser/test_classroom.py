@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from kwscore import jobs
 
-from .conftest import Server, open_page, real_errors, wait_idle
+from .conftest import Server, assert_clean, open_page, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -49,8 +49,7 @@ def test_two_students_queue_watch_and_cancel(browser, server):
         for run_id in set(states(server)) - before:
             jobs.cancel(run_id, server.runs_dir, wait_s=30)
     for pg in (a, b):
-        assert pg.locator("[data-testid='stException']").count() == 0
-        assert not real_errors(pg), real_errors(pg)
+        assert_clean(pg)
         pg.context.close()
 
 

@@ -1,20 +1,15 @@
-"""Every sound page in a real browser: loads cleanly, widgets work, audio plays."""
+"""Every page in a real browser loads cleanly; the sound pages' widgets work and their audio plays."""
 
 import re
 
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import open_page, real_errors, wait_idle
+from .conftest import assert_clean, open_page, wait_idle
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["", "explore", "spectrogram", "augmentation"]
-
-
-def assert_clean(pg) -> None:
-    assert pg.locator("[data-testid='stException']").count() == 0, "an exception element is shown"
-    assert not real_errors(pg), f"browser errors: {real_errors(pg)}"
+PAGES = ["", "explore", "spectrogram", "augmentation", "train", "runs", "try_it", "record"]
 
 
 @pytest.mark.parametrize("path", PAGES)
