@@ -60,18 +60,11 @@ def chart(at: AppTest, key: str) -> dict:
 
 
 def test_clip(root, word, run) -> np.ndarray:
-    """A test-split clip of ``word`` that ``run``'s model hears right on its own (>= 70 %): these
-    tests check the page, not the small test model (whose weights vary a little between processes)."""
-    from kwscore.data.dataset import SpeechCommands
+    """A test clip of ``word`` that ``run``'s model hears right (see :func:`tests.trained.heard_clip`)."""
     from kwscore.inference import Predictor
+    from tests.trained import heard_clip
 
-    ds, predictor = SpeechCommands(root, subset="testing", commands=[word]), Predictor.from_run(run)
-    for i in range(len(ds)):
-        clip = audio.fix_length(ds.waveform(i), SR)
-        p = predictor.predict(clip)
-        if p.word == word and p.probability >= 0.7:
-            return clip[0].numpy()
-    raise AssertionError(f"the test model hears no test clip of {word!r} right: it is too weak")
+    return heard_clip(root, word, Predictor.from_run(run))
 
 
 test_clip.__test__ = False

@@ -47,3 +47,19 @@ def trained_cnn_run(data_root: Path, runs_dir: Path) -> Path:
     if target != source and not target.exists():
         shutil.copytree(source, target, ignore=shutil.ignore_patterns("export"))
     return target
+
+
+def heard_clip(root: Path, word: str, predictor, min_probability: float = 0.7):
+    """A test-split clip of ``word`` (``[16000]`` float32 numpy) that ``predictor`` hears right on its
+    own: tests of pages and file handling check those, not the small test model, whose weights vary
+    a little between processes."""
+    from kwscore import audio
+    from kwscore.data.dataset import SpeechCommands
+
+    ds = SpeechCommands(root, subset="testing", commands=[word])
+    for i in range(len(ds)):
+        clip = audio.fix_length(ds.waveform(i), 16000)
+        p = predictor.predict(clip)
+        if p.word == word and p.probability >= min_probability:
+            return clip[0].numpy()
+    raise AssertionError(f"the test model hears no test clip of {word!r} right: it is too weak")
