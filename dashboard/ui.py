@@ -32,7 +32,6 @@ from kwscore.features import (
     FeatureConfig,
     SliderRanges,
     TeachingNumbers,
-    max_valid_n_mels,
     teaching_numbers,
     valid_choices,
 )
@@ -482,8 +481,8 @@ def slider_ranges(config: FeatureConfig) -> SliderRanges:
 def fit_feature_config(config: FeatureConfig) -> tuple[FeatureConfig, list[str]]:
     """Make the smallest changes that turn ``config`` valid, each explained in a sentence.
 
-    Only ``n_fft`` (all powers of two are offered) can break the others: a window longer than the
-    FFT is shortened, then the hop, then the number of Mel bands is lowered until none is empty.
+    Only ``n_fft`` can break the others: a window longer than the FFT is shortened, then the hop.
+    Empty Mel bands are never "repaired" (128 bands stay 128): the editor explains them instead.
     """
     notes: list[str] = []
     c = config
@@ -496,16 +495,6 @@ def fit_feature_config(config: FeatureConfig) -> tuple[FeatureConfig, list[str]]
     if c.hop_length > c.win_length:
         notes.append(f"The hop was shortened to the window, {c.win_length} samples: a longer hop would skip audio.")
         c = replace(c, hop_length=c.win_length)
-    if not problems(c):
-        return c, notes
-    best = max_valid_n_mels(c)
-    if best < c.n_mels and best >= 1:
-        notes.append(
-            f"With n_fft={c.n_fft} the FFT bins are {c.sample_rate / c.n_fft:g} Hz apart, so at most "
-            f"{best} Mel bands up to {c.f_max_hz:g} Hz each catch a bin: n_mels was lowered from "
-            f"{c.n_mels} to {best}."
-        )
-        c = replace(c, n_mels=best)
     return c, notes
 
 
@@ -556,8 +545,14 @@ def all_runs() -> list:
     except OSError as exc:
         st.error(f"Cannot read the runs folder: {exc}")
         return []
-    infos = [run_info_safe(p) for p in folders]
-    return sorted(infos, key=lambda r: (r.created or 0.0, r.run_id), reverse=True)
+    infos = sorted((run_info_safe(p) for p in folders), key=lambda r: (r.created or 0.0, r.run_id), reverse=True)
+    try:  # queued runs whose worker died (or a restarted machine): start a new worker
+        from kwscore import jobs
+
+        jobs.revive_worker(infos=infos)
+    except Exception:  # noqa: BLE001 - listing the runs must work even when the queue does not
+        pass
+    return infos
 
 
 def waiting_ahead(info, infos: list) -> int:
@@ -712,8 +707,9 @@ def _count_params(model: str, n_classes: int, kwargs_json: str) -> int | None:
     from kwscore.models import build_model, count_parameters
 
     try:
-        return count_parameters(build_model(model, n_classes, **json.loads(kwargs_json)))
-    except (KwsError, TypeError, ValueError):
+        with torch.device("meta"):  # shapes only: a damaged config asking for a huge model costs nothing
+            return count_parameters(build_model(model, n_classes, **json.loads(kwargs_json)))
+    except (KwsError, TypeError, ValueError, RuntimeError, OverflowError):
         return None
 
 
@@ -791,7 +787,7 @@ def save_experiment(record: dict) -> Path:
 
 def list_experiments() -> list[dict]:
     """Every experiment record, newest first; unreadable files are skipped."""
-    from kwscore.runfiles import read_json
+    from kwscore.runfiles import is_number, read_json
 
     out = []
     folder = experiments_dir()
@@ -800,9 +796,72 @@ def list_experiments() -> list[dict]:
             record = read_json(path)
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict) and isinstance(record.get("runs"), list) and record.get("id"):
-            out.append(record)
+        if isinstance(record, dict) and isinstance(record.get("runs"), list) and isinstance(record.get("id"), str):
+            runs = [r for r in record["runs"] if isinstance(r, dict) and isinstance(r.get("run_id"), str)
+                    and is_number(r.get("fraction"), 0.0, 1.0) and r.get("augment") in ("off", "on")]  # fmt: skip
+            out.append({**record, "runs": runs, "created": record.get("created") if is_number(record.get("created")) else None})
     return sorted(out, key=lambda r: (r.get("created") or 0.0, r["id"]), reverse=True)
+
+
+def experiment_grid(base, fractions: list[float], augment: Any) -> str:
+    """A fingerprint of an experiment's grid: the same runs queued twice have the same one."""
+    import hashlib
+    import json
+
+    settings = {k: v for k, v in base.to_dict().items() if k not in ("fraction", "augment")}
+    text = json.dumps([settings, sorted(float(f) for f in fractions), augment], sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def pending_twin(grid: str) -> tuple[dict, int] | None:
+    """``(record, runs still queued or training)`` of an experiment with this grid that has not
+    finished yet, or ``None``: queuing the same grid again would only double the wait."""
+    for record in list_experiments():
+        if record.get("grid") != grid:
+            continue
+        active = sum(
+            run_info_safe(runs_root() / str(r.get("run_id"))).state in ACTIVE_STATES
+            for r in record["runs"] if isinstance(r, dict) and (runs_root() / str(r.get("run_id"))).is_dir()
+        )  # fmt: skip
+        if active:
+            return record, active
+    return None
+
+
+#: Training speed assumed for a model no run on this machine has finished yet (clips per second, 2 cores).
+DEFAULT_CLIPS_PER_S = 800.0
+#: Per run: start-up, decoding the clips, the test at the end (seconds, roughly).
+RUN_OVERHEAD_S = 15.0
+
+
+def experiment_estimate(base, fractions: list[float], infos: list | None = None) -> dict:
+    """Roughly how long an experiment's runs take here: ``{"runs", "seconds", "clips_per_s",
+    "measured" (from earlier runs of the model), "train_clips", "ahead" (runs queued or training)}``."""
+    import statistics
+
+    from kwscore.data.dataset import resolve_commands
+    from kwscore.runfiles import is_number
+
+    infos = all_runs() if infos is None else infos
+    speeds = []
+    for info in infos:
+        if info.model == base.model and info.state == "succeeded":
+            report = run_report(info) or {}
+            if is_number(report.get("samples_per_s"), 1.0, 1e7):
+                speeds.append(float(report["samples_per_s"]))
+    speed = statistics.median(speeds) if speeds else DEFAULT_CLIPS_PER_S
+    try:
+        info = load_info(Path(base.data))
+        labels = resolve_commands(base.commands, info.words)
+        train_clips = sum(info.clips["training"].get(w, 0) for w in labels)
+    except (KwsError, OSError, TypeError, ValueError, AttributeError, KeyError):
+        train_clips = 0
+    epoch_clips = sum(max(1, round(train_clips * float(f))) for f in fractions) * 2  # off and on
+    return {
+        "runs": 2 * len(fractions), "seconds": epoch_clips * base.epochs / speed + 2 * len(fractions) * RUN_OVERHEAD_S,
+        "clips_per_s": speed, "measured": bool(speeds), "train_clips": train_clips,
+        "ahead": sum(i.state in ACTIVE_STATES for i in infos),
+    }  # fmt: skip
 
 
 def launch_experiment(
@@ -820,10 +879,17 @@ def launch_experiment(
 
     from kwscore import jobs
 
+    grid = experiment_grid(base, fractions, augment)
+    twin = pending_twin(grid)
+    if twin:  # e.g. Enter in a field submitted the form, then the button did again
+        raise KwsError(
+            f"The same experiment ({twin[0]['id']}) is already queued: {twin[1]} of its runs are still waiting or "
+            "training. It was not queued a second time."
+        )
     record = {
         "id": new_experiment_id(base.model), "created": time.time(), "question": question,
         "model": base.model, "seed": base.seed, "epochs": base.epochs, "data": base.data,
-        "fractions": sorted(fractions), "augment": augment, "runs": [],
+        "fractions": sorted(fractions), "augment": augment, "grid": grid, "runs": [],
     }  # fmt: skip
     try:
         for fraction in sorted(fractions):

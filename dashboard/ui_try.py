@@ -85,6 +85,52 @@ def sound_seconds(waveform: torch.Tensor) -> float:
     return trim_silence(waveform, SAMPLE_RATE, pad_ms=0.0).shape[-1] / SAMPLE_RATE
 
 
+def upload_limit() -> int:
+    """The largest upload in bytes: the server's ``server.maxUploadSize`` (MB), which a teacher sets
+    in .streamlit/config.toml or with ``streamlit run ... --server.maxUploadSize 200``."""
+    return int(st.get_option("server.maxUploadSize")) * 2**20
+
+
+def recording_seconds(data: bytes) -> float | None:
+    """How long a recording says it lasts (from its header; None when it has no readable header)."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return None
+    return info.frames / info.samplerate if info.samplerate > 0 and 0 < info.frames < 2**62 else None
+
+
+def analyse_long(data: bytes, name: str, model: Predictor, cfg: StreamConfig | None = None,
+                 progress=None) -> Analysis:  # fmt: skip
+    """A recording of any length: read in blocks and scanned as it is read (:mod:`kwscore.longaudio`);
+    only the 16 kHz mono audio it becomes is kept, to draw and play. ``progress(stage, done s, s)``."""
+    from kwscore.longaudio import detect_recording, open_recording
+
+    cfg = (cfg or StreamConfig()).validate()
+    rec = open_recording(data, name, max_bytes=upload_limit(), progress=progress)
+    kept: list[torch.Tensor] = []
+    tic = time.perf_counter()
+    result = detect_recording(rec, model, cfg, progress=progress, keep=kept)
+    seconds = time.perf_counter() - tic
+    waveform = torch.cat(kept, dim=1)
+    sound = AudioInput(waveform, name, rec.format, rec.sample_rate, rec.channels, rec.duration, rec.n_bytes,
+                       waveform, rec.steps, rec.notes)  # fmt: skip
+    steps = [f"decoded {rec.format}: {rec.sample_rate:,} Hz, {rec.channels} channel(s), {rec.duration:.2f} s, "
+             f"read {BLOCK_READ_S:g} s at a time", *rec.steps,
+             f"cut into 1-s windows every {1000 * cfg.hop:.0f} ms: {len(result.times)} windows, each classified "
+             "on its own, as the recording is read", *model.front_end_steps()]  # fmt: skip
+    return Analysis(sound, "stream", steps, stream=result, seconds=seconds)
+
+
+#: Recordings longer than this (s) are read block by block and scanned as a stream.
+LONG_S = 60.0
+BLOCK_READ_S = 10.0
+
+
 def analyse(
     data: bytes,
     name: str,
@@ -92,14 +138,18 @@ def analyse(
     cfg: StreamConfig | None = None,
     threshold: float = CONFIDENT,
     mode: str = "auto",
+    progress=None,
 ) -> Analysis:
     """Decode ``data``, convert it to mono 16 kHz, then classify it as one word or run streaming
     detection over it. ``mode="auto"``: one word when the recording lasts at most 1.5 s, or when
     its sound (silence trimmed) lasts at most 1 s — someone said one word into the microphone;
-    otherwise streaming. Raises KwsError for bad input."""
+    otherwise streaming. A recording over a minute is always streamed, read block by block
+    (:func:`analyse_long`). Raises KwsError for bad input."""
     if mode not in MODES:
         raise KwsError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
-    sound = read_audio(data, name)
+    if (recording_seconds(data) or 0.0) > LONG_S:
+        return analyse_long(data, name, model, cfg, progress)
+    sound = read_audio(data, name, max_seconds=LONG_S)
     steps = [f"decoded {sound.format}: {sound.sample_rate:,} Hz, "
              f"{'mono' if sound.channels == 1 else 'stereo' if sound.channels == 2 else f'{sound.channels} channels'}, "
              f"{sound.duration:.2f} s"]  # fmt: skip
@@ -143,15 +193,25 @@ def digest(data: bytes) -> str:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _cached_analysis(key: str, _data: bytes, name: str, _model: Predictor, cfg: StreamConfig, threshold: float,
-                     mode: str) -> Analysis:  # fmt: skip
-    return analyse(_data, name, _model, cfg, threshold, mode)
+                     mode: str, _progress=None) -> Analysis:  # fmt: skip
+    return analyse(_data, name, _model, cfg, threshold, mode, _progress)
 
 
 def cached_analysis(data: bytes, name: str, info, model: Predictor, cfg: StreamConfig, threshold: float,
                     mode: str = "auto") -> Analysis:  # fmt: skip
-    """:func:`analyse`, cached per (file content, run, settings): moving another widget is free."""
+    """:func:`analyse`, cached per (file content, run, settings): moving another widget is free.
+    A long recording shows a progress bar while it is read and scanned."""
     key = f"{digest(data)}|{info.run_id}|{(Path(info.path) / 'best.pt').stat().st_mtime}"
-    return _cached_analysis(key, data, name, model, cfg, threshold, mode)
+    slot = st.empty()
+
+    def progress(stage: str, done: float, total: float) -> None:
+        verb = "Checking" if stage == "checking" else "Listening to"
+        slot.progress(min(1.0, done / max(total, 1e-9)), text=f"{verb} the recording: {done:.0f} of {total:.0f} s")
+
+    try:
+        return _cached_analysis(key, data, name, model, cfg, threshold, mode, progress)
+    finally:
+        slot.empty()
 
 
 def detections_table(result: StreamResult):

@@ -13,6 +13,8 @@ effect                        what it simulates                                 
 :func:`compress`              phone, radio and broadcast processing              named presets
 :func:`add_background_noise`  kitchens, streets, fans (``_background_noise_``)   weight 0.1–0.5 or SNR
 :func:`add_colored_noise`     hiss (white), rumble (brown), in between (pink)    SNR 10–30 dB
+:func:`reverb`                a room's echo (simulated room impulse response)    RT60 0.15–0.8 s
+:func:`microphone`            a microphone's colour: low cut, high cut, EQ       50–400 Hz, 3.2–8 kHz
 :func:`spec_augment`          missing frequency bands / dropped moments          F, T masks, warp
 ============================  =================================================  ==================
 
@@ -38,9 +40,9 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any
 
-import audiomentations
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -92,6 +94,10 @@ LIMITS: dict[str, tuple[float, float, str]] = {
     "gain_db": (-24.0, 24.0, "beyond ±24 dB a clip is either silent or clipped"),
     "snr_db": (-5.0, 40.0, "below -5 dB the word is buried; above 40 dB the noise is inaudible"),
     "weight": (0.0, 1.0, "the noise recording is added at most at its own level"),
+    "rt60": (0.05, 2.0, "RT60 is how long a room rings: 0.2 s a living room, 2 s a cathedral"),
+    "low_hz": (20.0, 1000.0, "a low cut above 1 kHz removes most of a voice's fundamental and vowels"),
+    "high_hz": (2000.0, 8000.0, "below 2 kHz words become unintelligible; 8 kHz is Nyquist at 16 kHz"),
+    "eq_db": (-12.0, 12.0, "beyond ±12 dB an EQ bump sounds like a broken speaker"),
 }
 
 
@@ -185,6 +191,8 @@ def time_stretch(
     _check_range("time_stretch", "rate", rate)
     x = _to_clip(waveform)
     r = draw(rate, make_rng(seed))
+    import audiomentations  # imported when first used: it takes seconds (scipy.signal)
+
     transform = audiomentations.TimeStretch(min_rate=r, max_rate=r, leave_length_unchanged=False, p=1.0)
     y = _tensor(_run_audiomentation(transform, {"rate": r}, _numpy(x)))
     record = {"effect": "time_stretch", "rate": r, "stretched_length": y.shape[-1]}
@@ -200,6 +208,8 @@ def pitch_shift(
     _check_range("pitch_shift", "semitones", semitones)
     x = _to_clip(waveform)
     s = draw(semitones, make_rng(seed))
+    import audiomentations
+
     transform = audiomentations.PitchShift(min_semitones=s, max_semitones=s, p=1.0)
     y = _tensor(_run_audiomentation(transform, {"num_semitones": s}, _numpy(x)))
     return y, {"effect": "pitch_shift", "semitones": s, "frequency_factor": 2.0 ** (s / 12.0)}
@@ -503,6 +513,162 @@ def add_background_noise(
 
 
 # ============================================================================================
+# Rooms and microphones: reverberation and the colour of a recording chain
+# ============================================================================================
+#
+# A real "yes" is heard through a room (the walls send the sound back a little later, again and
+# again: reverberation) and through a microphone and its electronics (no deep bass, often no highs:
+# a phone keeps 300-3400 Hz; bumps and dips in between). Both are *linear filters*, so both are
+# one multiplication in the frequency domain, done for a whole batch ``[B, 1, time]`` at once.
+
+
+def room_impulse_response(
+    rng: np.random.Generator,
+    rt60: Range = (0.15, 0.8),
+    sample_rate: int = SAMPLE_RATE,
+) -> tuple[torch.Tensor, dict]:
+    """The impulse response of a random shoebox room between a talker and a microphone, ``[1, K]``.
+
+    The early reflections come from the image-source method of pyroomacoustics (a room of random
+    size, walls absorbing enough for the drawn RT60, talker and microphone at random places); the
+    late, diffuse part is exponentially decaying noise with the same RT60 (-60 dB after RT60
+    seconds), as in hybrid room simulators. Normalised so the direct sound has amplitude 1.
+    """
+    import pyroomacoustics as pra  # imported here: only rooms need it
+
+    _check_range("reverb", "rt60", rt60)
+    t60 = draw(rt60, rng)
+    dims = rng.uniform([2.5, 2.5, 2.2], [9.0, 7.0, 3.5])
+    while True:  # a big room cannot be as dry as a short RT60 asks: make it smaller
+        try:
+            absorption, max_order = pra.inverse_sabine(t60, dims)
+            break
+        except ValueError:
+            dims = np.maximum(dims * 0.85, [1.5, 1.5, 2.0])
+    room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(min(absorption, 0.99)), max_order=min(max_order, 6))
+    margin = np.array([0.4, 0.4, 0.5])
+    talker = rng.uniform(margin, dims - margin)
+    mic = rng.uniform(margin, dims - margin)
+    room.add_source(talker)
+    room.add_microphone(mic)
+    room.compute_rir()
+    early = np.asarray(room.rir[0][0], dtype=np.float64)
+    distance = float(np.linalg.norm(talker - mic))
+    direct = int(np.argmax(np.abs(early)))
+    n = direct + int(t60 * sample_rate)
+    tail_t = np.arange(n - direct) / sample_rate
+    tail = rng.standard_normal(n - direct) * np.exp(-6.9 * tail_t / t60)  # -60 dB at t60
+    mixing = direct + int(0.02 * sample_rate)  # the diffuse tail takes over after ~20 ms
+    h = np.zeros(max(n, len(early)))
+    h[: len(early)] = early
+    energy = np.sqrt(np.mean(early[direct:mixing] ** 2)) if mixing > direct else 0.0
+    fade = np.clip((np.arange(n - direct) / sample_rate - 0.02) / 0.03, 0.0, 1.0)
+    h[direct:n] += tail * energy * fade
+    h = h / (np.abs(h[direct]) + 1e-12)
+    record = {"rt60_s": round(t60, 3), "room_m": [round(float(d), 2) for d in dims], "distance_m": round(distance, 2)}
+    return torch.from_numpy(h[direct:].astype(np.float32)).unsqueeze(0), record
+
+
+def reverberate_batch(x: torch.Tensor, rirs: torch.Tensor) -> torch.Tensor:
+    """Convolve every clip with its room impulse response; keep the clips' length and peak.
+
+    ``x``: ``[B, 1, time]``; ``rirs``: ``[B, 1, K]`` (or ``[1, 1, K]`` for one room). FFT
+    convolution; the tail that rings past the end of the clip is cut, and each clip keeps its peak
+    level so that reverberation does not also change the loudness.
+    """
+    n = x.shape[-1] + rirs.shape[-1] - 1
+    size = 1 << (n - 1).bit_length()
+    y = torch.fft.irfft(torch.fft.rfft(x, size) * torch.fft.rfft(rirs, size), size)[..., : x.shape[-1]]
+    peak_in = x.abs().amax(dim=-1, keepdim=True)
+    peak_out = y.abs().amax(dim=-1, keepdim=True).clamp_min(1e-9)
+    return y * (peak_in / peak_out)
+
+
+def mic_response(
+    n_samples: int,
+    low_hz: torch.Tensor,
+    high_hz: torch.Tensor,
+    eq_hz: torch.Tensor,
+    eq_db: torch.Tensor,
+    sample_rate: int = SAMPLE_RATE,
+) -> torch.Tensor:
+    """Magnitude response of microphones ``[B, n_samples // 2 + 1]`` (for ``torch.fft.rfft``).
+
+    A 2nd-order high-pass at ``low_hz`` (no deep bass), a 4th-order low-pass at ``high_hz`` (a
+    phone or an 8-kHz recording has no highs) and bell-shaped EQ bumps (``eq_hz`` / ``eq_db``:
+    ``[B, n_bumps]``, one octave wide) — each row of ``[B]`` is one microphone.
+    """
+    f = torch.fft.rfftfreq(n_samples, 1.0 / sample_rate).clamp_min(1.0)[None, :]  # [1, F]
+    highpass = 1.0 / torch.sqrt(1.0 + (low_hz[:, None] / f) ** 4)
+    lowpass = 1.0 / torch.sqrt(1.0 + (f / high_hz[:, None]) ** 8)
+    octaves = torch.log2(f[:, None, :] / eq_hz[:, :, None])  # [B, bumps, F]
+    eq = 10.0 ** ((eq_db[:, :, None] * torch.exp(-0.5 * (octaves / 0.5) ** 2)).sum(dim=1) / 20.0)
+    return highpass * lowpass * eq
+
+
+def microphone_batch(x: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+    """Filter every clip ``[B, 1, time]`` by its microphone's magnitude response ``[B, F]``
+    (zero phase: the word does not move), keeping each clip's peak level."""
+    y = torch.fft.irfft(torch.fft.rfft(x) * response[:, None, :], x.shape[-1])
+    peak_in = x.abs().amax(dim=-1, keepdim=True)
+    return y * (peak_in / y.abs().amax(dim=-1, keepdim=True).clamp_min(1e-9))
+
+
+def draw_microphones(
+    n: int,
+    rng: np.random.Generator,
+    low_hz: Range = (50.0, 400.0),
+    high_hz: Range = (3200.0, 8000.0),
+    eq_db: Range = (-6.0, 6.0),
+) -> dict[str, torch.Tensor]:
+    """``n`` random microphones, the arguments of :func:`mic_response`: cut-offs drawn on a log
+    scale (as we hear pitch; a third of the default high cuts are phone-like, below 4.5 kHz), two
+    EQ bumps of ``eq_db`` each, centred between 200 Hz and 6 kHz."""
+
+    def log_uniform(value: Range, shape) -> np.ndarray:
+        low, high = value if isinstance(value, tuple | list) else (value, value)
+        return np.exp(rng.uniform(np.log(low), np.log(high), shape))
+
+    as_tensor = partial(torch.tensor, dtype=torch.float32)
+    low, high, eq = (value if isinstance(value, tuple | list) else (value, value) for value in (low_hz, high_hz, eq_db))
+    return {
+        "low_hz": as_tensor(log_uniform(low, n)),
+        "high_hz": as_tensor(log_uniform(high, n)),
+        "eq_hz": as_tensor(log_uniform((200.0, 6000.0), (n, 2))),
+        "eq_db": as_tensor(rng.uniform(eq[0], eq[1], (n, 2))),
+    }
+
+
+def reverb(waveform: torch.Tensor, rt60: Range = (0.15, 0.8), *, seed: Seed = None) -> tuple[torch.Tensor, dict]:
+    """Play the clip in a random room (:func:`room_impulse_response`) with reverberation time
+    ``rt60`` seconds (0.2 s: a small furnished room; 0.8 s: a bare classroom). ``[1, time]``."""
+    x = _to_clip(waveform)
+    rir, record = room_impulse_response(make_rng(seed), rt60)
+    return reverberate_batch(x[None], rir[None])[0], {"effect": "reverb", **record}
+
+
+def microphone(
+    waveform: torch.Tensor,
+    low_hz: Range = (50.0, 400.0),
+    high_hz: Range = (3200.0, 8000.0),
+    eq_db: Range = (-6.0, 6.0),
+    *,
+    seed: Seed = None,
+) -> tuple[torch.Tensor, dict]:
+    """Record the clip through a random microphone (:func:`mic_response`): a low cut at
+    ``low_hz``, a high cut at ``high_hz`` (a phone: ~3.4 kHz) and two EQ bumps of ``eq_db``."""
+    for name, value in (("low_hz", low_hz), ("high_hz", high_hz), ("eq_db", eq_db)):
+        _check_range("microphone", name, value)
+    x = _to_clip(waveform)
+    mic = draw_microphones(1, make_rng(seed), low_hz, high_hz, eq_db)
+    record = {
+        "effect": "microphone", "low_hz": round(float(mic["low_hz"][0])), "high_hz": round(float(mic["high_hz"][0])),
+        "eq": [{"hz": round(float(f)), "db": round(float(g), 1)} for f, g in zip(mic["eq_hz"][0], mic["eq_db"][0], strict=True)],
+    }  # fmt: skip
+    return microphone_batch(x[None], mic_response(x.shape[-1], **mic))[0], record
+
+
+# ============================================================================================
 # SpecAugment (Park et al., 2019) on dB Mel spectrograms
 # ============================================================================================
 
@@ -714,6 +880,8 @@ EFFECTS: dict[str, Callable[..., tuple[torch.Tensor, dict]]] = {
     "compress": compress,
     "add_background_noise": add_background_noise,
     "add_colored_noise": add_colored_noise,
+    "reverb": reverb,
+    "microphone": microphone,
 }
 
 
@@ -915,6 +1083,6 @@ __all__ = [
     "AugmentConfig", "AugmentStep", "COMPRESSOR_PRESETS", "CompressorPreset", "EFFECTS", "LIMITS",
     "NOISE_COLORS", "PRESETS", "Pipeline", "SpecAugment", "SpecAugmentConfig", "add_background_noise",
     "add_colored_noise", "colored_noise", "compress", "draw", "fix_length_centred", "gain",
-    "load_noises", "make_rng", "mix", "pitch_shift", "preset", "snr_db", "spec_augment",
+    "load_noises", "make_rng", "microphone", "mix", "pitch_shift", "reverb", "preset", "snr_db", "spec_augment",
     "spec_augment_batch", "time_shift", "time_stretch",
 ]  # fmt: skip

@@ -4,13 +4,14 @@
     kwscore data download [--root DIR] [--url URL] [--sha256 HEX]
     kwscore data info     [--root DIR]
 
-    kwscore train   --model cnn|m3|m5|m11|m18|m34res --data ROOT [--commands 8|35|all] [--epochs N]
-                    [--augment none|light|standard|strong] [--fraction F] [--background] ...
+    kwscore train   --model cnn|m3|m5|m11|m18|m34res --data ROOT [--commands 8|12|35|all] [--epochs N]
+                    [--augment none|light|standard|strong] [--fraction F] [--no-unknown] [--background] ...
+    kwscore finetune RUN [--data ROOT] [--epochs N] [--lr LR] [--replay N] [--background]
     kwscore runs    [--runs-dir DIR]
     kwscore eval    RUN [--data ROOT] [--subset testing|validation|training|all] [--json]
     kwscore worker  [--runs-dir DIR] [--concurrency N]
     kwscore cancel  RUN [--runs-dir DIR]
-    kwscore detect  RUN FILE [--json] [--hop S] [--smooth S] [--threshold P] [--refractory S]
+    kwscore detect  RUN FILE [--json] [--hop S] [--smooth S] [--threshold P] [--refractory S]  (any length)
     kwscore export  RUN --format torchscript|onnx [--out DIR]
 
 Mistakes (a missing dataset, a bad parameter) are printed as one friendly line and exit code 2,
@@ -106,6 +107,7 @@ def _config_from_args(args: argparse.Namespace):
         threads=args.threads,
         max_minutes=args.max_minutes,
         model_kwargs=model_kwargs,
+        unknown=False if args.no_unknown else None,
     ).validate()
 
 
@@ -146,10 +148,27 @@ class _TrainProgress:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    return _train(_config_from_args(args), args)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from kwscore import jobs
+    from kwscore.runner import finetune_config
+
+    folder = _run_folder(args.run, args.runs_dir)
+    recordings = args.data or paths.user_root()
+    config = finetune_config(folder, recordings, jobs.runs_root(args.runs_dir), epochs=args.epochs, lr=args.lr,
+                             replay=args.replay)  # fmt: skip
+    print(f"fine-tuning {folder.name} on {recordings} ({config.epochs} epochs, lr {config.lr:g}, "
+          f"{config.replay} replayed clips per word)")  # fmt: skip
+    return _train(config, args)
+
+
+def _train(config, args: argparse.Namespace) -> int:
+    """Run ``config`` in the foreground with a progress bar, or queue it (``--background``)."""
     from kwscore import jobs
     from kwscore.runner import Callbacks, run_training
 
-    config = _config_from_args(args)
     if args.background:
         run_id = jobs.launch(config, args.runs_dir)
         print(f"queued {run_id}; follow it with `kwscore runs`, stop it with `kwscore cancel {run_id}`")
@@ -192,6 +211,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from kwscore import jobs
 
     runs = jobs.list_runs(args.runs_dir)
+    revived = jobs.revive_worker(args.runs_dir, runs)  # queued runs must not wait for a dead worker
+    if revived:
+        print(f"Runs were queued but no worker was alive: started one (pid {revived}).", file=sys.stderr)
     if not runs:
         print(f"No runs in {jobs.runs_root(args.runs_dir)} yet. Start one with `kwscore train --model m5`.")
         return 0
@@ -218,8 +240,12 @@ def _run_folder(run: str, runs_dir):
     from kwscore import jobs
 
     path = Path(run).expanduser()
-    if path.is_dir() and (path / "config.json").exists():
-        return path
+    try:
+        if path.is_dir() and (path / "config.json").exists():
+            return path
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        if "/" in run:
+            raise KwsError(f"Cannot open the run folder {run[:80]}: {exc.strerror or exc}.") from exc
     folder = jobs.run_dir(run, runs_dir)
     if not folder.is_dir():
         raise KwsError(f"There is no run {run} in {folder.parent}. `kwscore runs` lists the runs.")
@@ -227,8 +253,8 @@ def _run_folder(run: str, runs_dir):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from kwscore.data.dataset import SpeechCommands
     from kwscore.evaluation import evaluate, load_run_model
+    from kwscore.labels import display_label, is_keyword, task_dataset
 
     folder = _run_folder(args.run, args.runs_dir)
     model, transform, labels, config = load_run_model(folder)
@@ -236,15 +262,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not data[0]:
         raise KwsError("This run does not say which dataset it used: pass --data ROOT.")
     subset = None if args.subset == "all" else args.subset
-    dataset = SpeechCommands(data, subset=subset, commands=labels)
+    dataset = task_dataset(data, subset, labels, int(config.get("seed") or 0))
     report = evaluate(model, dataset, transform, labels)
     if args.json:
-        keys = ("accuracy", "n_correct", "n_total", "labels", "per_class_accuracy", "per_class_total", "confusion")
+        keys = ("accuracy", "n_correct", "n_total", "labels", "per_class_accuracy", "per_class_total", "confusion",
+                "no_keyword")
         print(json.dumps({k: report[k] for k in keys}, indent=1))
         return 0
     print(f"accuracy {report['accuracy']:.1%} ({report['n_correct']}/{report['n_total']}) on the {args.subset} clips of {' + '.join(map(str, data))}")
     for label, acc in report["per_class_accuracy"].items():
-        print(f"  {label:>10}  {_fmt_pct(acc):>6}  ({report['per_class_total'][label]} clips)")
+        meaning = "" if is_keyword(label) else f"  no keyword: {display_label(label)}"
+        print(f"  {label:>10}  {_fmt_pct(acc):>6}  ({report['per_class_total'][label]} clips){meaning}")
+    nk = report["no_keyword"]
+    if nk:
+        print(f"keyword or not: {_fmt_pct(nk['detection_accuracy'])} right; of the keyword clips "
+              f"{_fmt_pct(nk['missed'])} missed, {_fmt_pct(nk['wrong_word'])} heard as another word; "
+              f"{_fmt_pct(nk['false_alarms'])} false alarms on the clips without one")  # fmt: skip
     return 0
 
 
@@ -266,28 +299,48 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_detect(args: argparse.Namespace) -> int:
-    from pathlib import Path
+class _SecondsBar:
+    """A tqdm bar per stage ("checking", "listening") over seconds of audio; shown after 1 s only."""
 
-    from kwscore.inference import Predictor, read_audio
+    def __init__(self) -> None:
+        self.bars: dict = {}
+
+    def __call__(self, stage: str, done: float, total: float) -> None:
+        from tqdm import tqdm
+
+        if stage not in self.bars:
+            for bar in self.bars.values():
+                bar.close()
+            self.bars[stage] = tqdm(total=round(total), desc=stage, unit="s", file=sys.stderr, dynamic_ncols=True,
+                                    delay=1.0)  # fmt: skip
+        bar = self.bars[stage]
+        bar.total = max(bar.total, round(total))
+        bar.update(round(done) - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from kwscore.inference import Predictor
+    from kwscore.longaudio import detect_recording, open_recording
     from kwscore.streaming import StreamConfig
 
     folder = _run_folder(args.run, args.runs_dir)
-    path = Path(args.file).expanduser()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise KwsError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
-    sound = read_audio(data, path.name)
     cfg = StreamConfig(hop=args.hop, smooth=args.smooth, threshold=args.threshold, refractory=args.refractory,
                        gate_db=args.gate_db).validate()  # fmt: skip
-    result = Predictor.from_run(folder).detect(sound.waveform, cfg)
+    bar = _SecondsBar()
+    try:
+        rec = open_recording(args.file, progress=bar)  # checked before it is read: any length, constant memory
+        result = detect_recording(rec, Predictor.from_run(folder), cfg, progress=bar)
+    finally:
+        bar.close()
     if args.json:
         print(json.dumps(result.to_list()))
         return 0
-    print(f"{path.name}: {sound.duration:.2f} s, {sound.sample_rate} Hz, {sound.channels} channel(s); "
-          f"{sound.describe()}")  # fmt: skip
-    for note in sound.notes:
+    print(f"{rec.name}: {rec.duration:.2f} s, {rec.sample_rate} Hz, {rec.channels} channel(s); {rec.describe()}")
+    for note in rec.notes:
         print(f"note: {note}")
     if not result.detections:
         print(f"no keyword found (threshold {cfg.threshold:g}; noise floor {result.floor_db:.0f} dBFS)")
@@ -311,8 +364,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (``error: ...``, exit code 2) like every other mistake."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kwscore", description="KWS Studio: keyword spotting, from data to model.")
+    parser = _Parser(prog="kwscore", description="KWS Studio: keyword spotting, from data to model.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="create, download and inspect datasets").add_subparsers(dest="data_command", required=True)
@@ -339,7 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model with its tuned recipe (foreground, or --background)")
     p.add_argument("--model", default="m5", help="cnn, m3, m5, m11, m18 or m34res (default m5)")
     p.add_argument("--data", help=f"dataset root (default: the embedded set, {paths.synth_root()})")
-    p.add_argument("--commands", help="8 (default), 35, all, or a comma-separated list of words")
+    p.add_argument("--commands", help="8 (default), 12 (the standard task: 10 words + unknown + silence), 35, all, "
+                   "or a comma-separated list of words")
+    p.add_argument("--no-unknown", action="store_true",
+                   help="no _unknown_ (other words) and _silence_ classes (added by default when the commands "
+                   "are only some of the dataset's words)")
     p.add_argument("--mix", action="append", metavar="ROOT",
                    help="another dataset whose clips join every split, e.g. your recordings (repeatable)")
     p.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
@@ -356,6 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help=runs_help)
     p.add_argument("--background", action="store_true", help="queue the run and return at once")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("finetune", help="fine-tune a finished run on your own recordings (about a minute)")
+    p.add_argument("run", help="run id (see `kwscore runs`) or run folder")
+    p.add_argument("--data", help=f"your recordings (default {paths.user_root()})")
+    p.add_argument("--epochs", type=int, help="epochs (default 5)")
+    p.add_argument("--lr", type=float, help="learning rate (default: a tenth of the run's)")
+    p.add_argument("--replay", type=int, help="clips per word of the run's own training data mixed in (default 20)")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.add_argument("--background", action="store_true", help="queue the run and return at once")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("runs", help="list the training runs")
     p.add_argument("--runs-dir", help=runs_help)
@@ -379,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help=runs_help)
     p.set_defaults(func=cmd_cancel)
 
-    p = sub.add_parser("detect", help="find keywords in a recording (up to 60 s) with a run's model")
+    p = sub.add_parser("detect", help="find keywords in a recording of any length with a run's model")
     p.add_argument("run", help="run id or run folder")
     p.add_argument("file", help="WAV, FLAC or OGG file: any sample rate, mono or stereo")
     p.add_argument("--json", action="store_true", help="print the detections as JSON: word, start, end, score")
@@ -415,6 +489,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kwscore runs | head`: the reader left; nothing more to say
+        _quiet_stdout()
+        return 0
+    finally:
+        try:
+            sys.stdout.flush()  # a pipe closed early shows up here, at the last flush
+        except BrokenPipeError:
+            _quiet_stdout()
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that Python's exit flush cannot raise BrokenPipeError again."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # python -m kwscore.cli

@@ -7,8 +7,13 @@
     per_class_accuracy  {label: accuracy or None (no clip of that class)}
     per_class_total     {label: number of clips}
     confusion           [n_labels][n_labels] counts; row = true label, column = predicted label
-    misclassified       [{clip_id, path, label, predicted: [{label, probability} x top_k]}, ...]
+    misclassified       [{clip_id, path, label, predicted: [{label, probability} x top_k], outcome}, ...]
     n_skipped           clips that could not be decoded
+    no_keyword          for a model with ``_unknown_`` / ``_silence_`` (None without): the task seen as
+                        "keyword or not" (:func:`no_keyword_summary`)
+
+A model with the "no keyword" classes (:mod:`kwscore.labels`) is right about a clip of another word
+that it hears as silence: there was no keyword. Each mistake's ``outcome`` says which kind it is.
 
 :func:`load_run_model` rebuilds a finished run's best checkpoint *with its exact front end*: the
 model, plus the transform that turns a 16 kHz clip batch ``[batch, 1, time]`` into what the model
@@ -30,6 +35,7 @@ from kwscore import audio
 from kwscore.data.dataset import SAMPLE_RATE, SpeechCommands
 from kwscore.errors import KwsError
 from kwscore.features import FeatureConfig, MelFrontEnd
+from kwscore.labels import is_keyword, outcome
 from kwscore.training import load_checkpoint, model_from_checkpoint
 
 # --------------------------------------------------------------------------------------------
@@ -58,9 +64,15 @@ def build_transform(config: dict) -> nn.Module:
     ``Resample`` (when the model's rate differs from 16 kHz) then ``MelFrontEnd`` (Mel models);
     in eval mode, ready for inference.
     """
+    if not isinstance(config, dict):
+        raise KwsError(f"This model's front end cannot be built: its settings are a {type(config).__name__}, not a dict.")
     steps: list[nn.Module] = []
-    if int(config["sample_rate"]) != int(config["input_sample_rate"]):
-        steps.append(T.Resample(int(config["input_sample_rate"]), int(config["sample_rate"])))
+    rates = config.get("input_sample_rate"), config.get("sample_rate")
+    problems = audio.sinc_problems(*rates)
+    if problems:  # a damaged or foreign checkpoint: never build a gigabyte-sized sinc kernel
+        raise KwsError(f"This model's front end cannot be built: {problems[0]}")
+    if rates[0] != rates[1]:
+        steps.append(T.Resample(int(rates[0]), int(rates[1])))
     if config.get("features") is not None:
         steps.append(MelFrontEnd(FeatureConfig.from_dict(config["features"])))
     return nn.Sequential(*steps).eval()
@@ -194,6 +206,40 @@ def _mistake(dataset: SpeechCommands, n: int, labels: list[str], target, probs, 
             {"label": labels[int(i)], "probability": round(float(p), 6)}
             for p, i in zip(top.values, top.indices, strict=True)
         ],
+        "outcome": outcome(labels[int(target)], labels[int(top.indices[0])]),
+    }
+
+
+def no_keyword_summary(confusion: torch.Tensor, labels: Sequence[str]) -> dict | None:
+    """The task seen as "which keyword, or none?" (``None`` for a model without "no keyword" classes).
+
+    ``keyword_accuracy``: keyword clips heard as the right keyword; ``missed``: keyword clips heard
+    as no keyword; ``wrong_word``: heard as another keyword; ``false_alarms``: clips without a
+    keyword heard as one; ``detection_accuracy``: every clip right, counting the "no keyword"
+    classes as one (``_unknown_`` heard as ``_silence_`` is right). Shares in [0, 1] (``None`` when
+    there is no clip of that kind).
+    """
+    key = torch.tensor([is_keyword(label) for label in labels])
+    if bool(key.all()):
+        return None
+    confusion = torch.as_tensor(confusion)
+    kw, non = confusion[key], confusion[~key]  # rows: keyword clips, no-keyword clips
+    n_kw, n_non = int(kw.sum()), int(non.sum())
+    right_word = int(kw[:, key].diag().sum())
+    heard_none = int(non[:, ~key].sum())
+
+    def share(count: int, total: int) -> float | None:
+        return count / total if total else None
+
+    return {
+        "labels": [label for label in labels if not is_keyword(label)],
+        "keyword_clips": n_kw,
+        "no_keyword_clips": n_non,
+        "keyword_accuracy": share(right_word, n_kw),
+        "missed": share(int(kw[:, ~key].sum()), n_kw),
+        "wrong_word": share(int(kw[:, key].sum()) - right_word, n_kw),
+        "false_alarms": share(n_non - heard_none, n_non),
+        "detection_accuracy": share(right_word + heard_none, n_kw + n_non),
     }
 
 
@@ -215,4 +261,5 @@ def _report(
         "confusion": confusion.tolist(),
         "misclassified": misclassified,
         "n_skipped": skipped,
+        "no_keyword": no_keyword_summary(confusion, labels),
     }

@@ -132,13 +132,12 @@ class FeatureConfig:
     # -- validation ---------------------------------------------------------------------------
 
     def problems(self) -> list[str]:
-        """Every mistake in this config, each as a sentence that says what to change (may be [])."""
-        out = _basic_problems(self)
-        if not out:  # the filterbank can only be built from otherwise sane numbers
-            empty = empty_mel_bands(self)
-            if empty:
-                out.append(_empty_bands_message(self, empty))
-        return out
+        """Every mistake in this config, each as a sentence that says what to change (may be []).
+
+        Empty Mel bands are *not* a mistake (torchaudio only warns, and its own defaults — 128
+        bands at n_fft 400 — leave some empty): :func:`empty_bands_lesson` explains them instead.
+        """
+        return _basic_problems(self)
 
     def validate(self) -> FeatureConfig:
         """Raise :class:`KwsError` listing every problem; return ``self`` when all is well."""
@@ -219,22 +218,67 @@ def _basic_problems(c: FeatureConfig) -> list[str]:
     return out
 
 
-def _empty_bands_message(c: FeatureConfig, empty: int) -> str:
+def empty_bands_lesson(config: FeatureConfig) -> str | None:
+    """The empty-filter warning as a lesson, or None when every Mel band catches an FFT bin.
+
+    ``"128 bands at n_fft 400 leave 3 bands empty: ..."`` — torchaudio warns about the same thing
+    ("At least one mel filterbank has all zero values"); the empty rows stay at the dB floor, so
+    the model gets rows that carry nothing.
+    """
+    c = config
+    if _basic_problems(c):
+        return None
+    empty = empty_mel_bands(c)
+    if not empty:
+        return None
     advice = []
     max_mels = max_valid_n_mels(c)
     if max_mels >= 1:
-        advice.append(f"n_mels <= {max_mels}")
-    n_fft = c.n_fft * 2
+        advice.append(f"n_mels ≤ {max_mels}")
+    n_fft = _next_pow2(c.n_fft + 1)
     while n_fft <= 8192 and empty_mel_bands(replace(c, n_fft=n_fft)):
         n_fft *= 2
     if n_fft <= 8192:
-        advice.append(f"n_fft >= {n_fft}")
-    advice.append(f"a wider range than f_min..f_max = {c.f_min:g}..{c.f_max_hz:g} Hz")
+        advice.append(f"n_fft ≥ {n_fft}")
     return (
-        f"{empty} of the {c.n_mels} Mel bands are empty: with n_fft={c.n_fft} the FFT bins are "
-        f"{c.sample_rate / c.n_fft:g} Hz apart, wider than the narrowest Mel bands, so no bin falls "
-        f"inside them. Use {', or '.join(advice)}."
+        f"{c.n_mels} bands at n_fft {c.n_fft} leave {empty} band{'s' if empty > 1 else ''} empty: the FFT "
+        f"bins are {c.sample_rate / c.n_fft:g} Hz apart, wider than the narrowest (lowest) Mel bands, so "
+        f"no bin falls inside them and those rows stay at the dB floor. It still trains (torchaudio only "
+        f"warns); every band catches a bin with {' or '.join(advice)}."
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Presets: torchaudio's defaults and the classic keyword-spotting front end
+# --------------------------------------------------------------------------------------------
+
+#: Named front ends. ``torchaudio``: ``T.MelSpectrogram()`` with no arguments (n_fft 400, window
+#: 400 = n_fft, hop 200 = window // 2, 128 Mel bands, 0 Hz to Nyquist), the lab's "first just use
+#: the default parameters". ``classic``: :class:`FeatureConfig`'s defaults (512/480/160, 40 bands).
+#: Both keep the lab's dB floor (``AmplitudeToDB(top_db=80)``) and per-clip normalisation.
+FEATURE_PRESETS: dict[str, FeatureConfig] = {}
+PRESET_TITLES = {
+    "torchaudio": "torchaudio's defaults (n_fft 400, hop 200, 128 Mel)",
+    "classic": "classic KWS, 40 bands (n_fft 512, 30 ms / 10 ms)",
+}
+
+
+def _preset_key(c: FeatureConfig) -> tuple:
+    return (c.sample_rate, c.n_fft, c.win_length, c.hop_length, c.n_mels, float(c.f_min), c.f_max_hz,
+            c.window, float(c.power), c.top_db, c.normalize)  # fmt: skip
+
+
+def preset_name(config: FeatureConfig) -> str | None:
+    """The preset ``config`` is (``"torchaudio"``, ``"classic"``), or None for custom settings."""
+    key = _preset_key(config)
+    return next((name for name, c in FEATURE_PRESETS.items() if _preset_key(c) == key), None)
+
+
+def feature_preset(name: str) -> FeatureConfig:
+    """A named front end (see :data:`FEATURE_PRESETS`)."""
+    if name not in FEATURE_PRESETS:
+        raise KwsError(f"Unknown front-end preset {name!r}. Choose one of: {', '.join(FEATURE_PRESETS)}.")
+    return FEATURE_PRESETS[name]
 
 
 def _next_pow2(n: int) -> int:
@@ -331,7 +375,15 @@ class MelFrontEnd(nn.Module):
         super().__init__()
         c = (config or FeatureConfig()).validate()
         self.config = c
-        self.mel = T.MelSpectrogram(
+        with warnings.catch_warnings():  # empty Mel bands are allowed: empty_bands_lesson explains them
+            warnings.filterwarnings("ignore", "At least one mel filterbank", UserWarning)
+            self.mel = self._mel(c)
+        self.to_db = T.AmplitudeToDB(stype="power" if c.power == 2.0 else "magnitude", top_db=c.top_db)
+        self.normalize = bool(c.normalize)
+
+    @staticmethod
+    def _mel(c: FeatureConfig) -> T.MelSpectrogram:
+        return T.MelSpectrogram(
             sample_rate=c.sample_rate,
             n_fft=c.n_fft,
             win_length=c.win_length,
@@ -343,8 +395,6 @@ class MelFrontEnd(nn.Module):
             power=float(c.power),
             center=True,
         )
-        self.to_db = T.AmplitudeToDB(stype="power" if c.power == 2.0 else "magnitude", top_db=c.top_db)
-        self.normalize = bool(c.normalize)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         spec = self.to_db(self.mel(waveform))
@@ -526,27 +576,32 @@ def teaching_numbers(config: FeatureConfig | None = None, clip_seconds: float = 
 # Slider ranges for the Spectrogram lab
 # --------------------------------------------------------------------------------------------
 
-#: FFT sizes offered (powers of two: the FFT is fastest there).
-N_FFT_CHOICES: tuple[int, ...] = (128, 256, 512, 1024, 2048)
-#: Mel bands offered (before removing the ones that would be empty).
-N_MELS_RANGE: tuple[int, int] = (8, 128)
+#: FFT sizes: any whole number in this range (powers of two are fastest, but not required:
+#: torchaudio's default is 400).
+N_FFT_RANGE: tuple[int, int] = (16, 4096)
+#: Mel bands offered: beyond 128 (torchaudio's default) to see empty bands appear.
+N_MELS_RANGE: tuple[int, int] = (8, 256)
 #: dB floors offered.
 TOP_DB_RANGE: tuple[float, float] = (20.0, 120.0)
-#: Shortest window / hop we offer, in samples (2 ms at 16 kHz: below that a spectrogram is noise).
+#: Shortest window / hop we offer, in samples (2 ms / 1 ms at 16 kHz: below that a spectrogram is noise).
 MIN_WIN_LENGTH = 32
 MIN_HOP_LENGTH = 16
+#: Highest f_min offered, and the smallest gap kept between f_min and f_max, in Hz.
+MAX_F_MIN = 1000.0
+MIN_F_GAP = 100.0
 
 
 @dataclass(frozen=True)
 class SliderRanges:
     """Mutually valid slider ranges given the *other* settings of a config (all inclusive)."""
 
-    n_fft_options: tuple[int, ...]  #: every choice ≥ win_length
-    win_length: tuple[int, int]  #: (MIN_WIN_LENGTH, n_fft)
-    hop_length: tuple[int, int]  #: (MIN_HOP_LENGTH, win_length)
-    n_mels: tuple[int, int]  #: (8, largest without empty bands, at most 128)
-    f_min: tuple[float, float]  #: (0, highest f_min without empty bands), whole Hz
-    f_max: tuple[float, float]  #: (lowest f_max without empty bands, Nyquist), whole Hz
+    n_fft: tuple[int, int]  #: N_FFT_RANGE (a window longer than n_fft is shortened by the editor)
+    win_length: tuple[int, int]  #: (MIN_WIN_LENGTH, n_fft), in single samples
+    hop_length: tuple[int, int]  #: (MIN_HOP_LENGTH, win_length), in single samples
+    n_mels: tuple[int, int]  #: N_MELS_RANGE (empty bands allowed, and explained)
+    n_mels_full: int  #: the most bands with none empty at this n_fft / f_min / f_max
+    f_min: tuple[float, float]  #: (0, below f_max), whole Hz
+    f_max: tuple[float, float]  #: (above f_min, Nyquist), whole Hz
     top_db: tuple[float, float]
 
     def to_dict(self) -> dict[str, Any]:
@@ -556,46 +611,19 @@ class SliderRanges:
 def valid_choices(config: FeatureConfig | None = None) -> SliderRanges:
     """Slider ranges that keep ``config`` valid when one setting moves and the others stay."""
     c = config or FeatureConfig()
-    n_fft_options = tuple(n for n in N_FFT_CHOICES if n >= c.win_length) or (N_FFT_CHOICES[-1],)
-    best_mels = max_valid_n_mels(c, upper=N_MELS_RANGE[1])
     return SliderRanges(
-        n_fft_options=n_fft_options,
-        win_length=(MIN_WIN_LENGTH, c.n_fft),
+        n_fft=N_FFT_RANGE,
+        win_length=(MIN_WIN_LENGTH, max(MIN_WIN_LENGTH, c.n_fft)),
         hop_length=(MIN_HOP_LENGTH, max(MIN_HOP_LENGTH, c.win_length)),
-        n_mels=(N_MELS_RANGE[0], max(N_MELS_RANGE[0], best_mels)),
-        f_min=(0.0, _band_edge_limit(c, "f_min")),
-        f_max=(_band_edge_limit(c, "f_max"), c.nyquist),
+        n_mels=N_MELS_RANGE,
+        n_mels_full=max_valid_n_mels(c, upper=N_MELS_RANGE[1]),
+        f_min=(0.0, float(max(0.0, min(MAX_F_MIN, math.floor(c.f_max_hz - MIN_F_GAP))))),
+        f_max=(float(min(c.nyquist, math.ceil(float(c.f_min) + MIN_F_GAP))), c.nyquist),
         top_db=TOP_DB_RANGE,
     )
 
 
-def _band_edge_limit(c: FeatureConfig, edge: str) -> float:
-    """Highest ``f_min`` (or lowest ``f_max``), in whole Hz, that leaves no Mel band empty.
-
-    Squeezing the range makes every band narrower; we bisect for the point where the first one
-    falls between two FFT bins.
-    """
-    # Only the filterbank's inputs matter (not the window, hop, dB floor or the edge being moved),
-    # so moving those sliders reuses the answer: ~15 ms per edge at n_fft=2048, n_mels=128.
-    other = c.f_max_hz if edge == "f_min" else float(c.f_min)  # the edge that stays put
-    return _cached_band_edge_limit(c.sample_rate, c.n_fft, c.n_mels, other, edge)
-
-
-@lru_cache(maxsize=512)
-def _cached_band_edge_limit(sample_rate: int, n_fft: int, n_mels: int, other: float, edge: str) -> float:
-    base = FeatureConfig(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels)
-    c = replace(base, f_min=0.0, f_max=other) if edge == "f_min" else replace(base, f_min=other, f_max=None)
-
-    def ok(hz: float) -> bool:
-        cfg = replace(c, **{edge: hz})
-        return cfg.f_min < cfg.f_max_hz and empty_mel_bands(cfg) == 0
-
-    good, bad = (0.0, c.f_max_hz) if edge == "f_min" else (c.nyquist, float(c.f_min))
-    if not ok(good):
-        return good
-    while abs(bad - good) > 1.0:
-        mid = math.floor((good + bad) / 2)
-        if mid in (good, bad):
-            break
-        good, bad = (mid, bad) if ok(mid) else (good, mid)
-    return float(good)
+FEATURE_PRESETS.update(
+    torchaudio=FeatureConfig(n_fft=400, win_length=400, hop_length=200, n_mels=128, f_min=0.0, f_max=None),
+    classic=FeatureConfig(),
+)

@@ -4,8 +4,8 @@ Two steps, each explainable on the Try-it page:
 
 1. :func:`read_audio` decodes a file (WAV, FLAC or OGG; any sample rate, mono or stereo), refuses
    what cannot be used with a sentence that says why (not audio, empty, truncated, silent,
-   NaN/inf samples, too big or too long), and converts the rest to what every KWS Studio model
-   takes in: **mono at 16 kHz**. It returns an :class:`AudioInput` that records each conversion.
+   NaN/inf samples, an odd sample rate, too big or too long), and converts the rest to what every
+   KWS Studio model takes in: **mono at 16 kHz**. It returns an :class:`AudioInput` that records each conversion.
 2. :class:`Predictor` wraps a run's best checkpoint with its exact front end
    (:func:`kwscore.evaluation.load_run_model`): ``Resample`` to 8 kHz for the M-models, the stored
    :class:`~kwscore.features.MelFrontEnd` for the CNN. It classifies one clip
@@ -106,8 +106,9 @@ def read_audio(
 
     Raises :class:`KwsError` with a sentence a student can act on for: an empty file, a file over
     ``max_bytes`` or ``max_seconds``, something that is not WAV/FLAC/OGG audio, a damaged or
-    truncated file with nothing readable, NaN/inf samples, silence, a rate below 8 kHz or a
-    clip shorter than 0.1 s. A truncated file that still holds audio is used, with a note.
+    truncated file with nothing readable, NaN/inf samples, silence (also stereo whose channels
+    cancel out), a rate below 8 kHz or above 192 kHz, or a clip shorter than 0.1 s. A truncated
+    file that still holds audio is used, with a note.
     """
     n_bytes = len(data) if data is not None else 0
     if n_bytes == 0:
@@ -127,14 +128,17 @@ def read_audio(
             f"{name} is sampled at {sr} Hz: too low for speech (at {MIN_SAMPLE_RATE} Hz and above "
             "it keeps frequencies up to 4 kHz). Record it again at 16 kHz or more."
         )
+    audio.check_rate(sr, name)  # and not above 192 kHz
+    if not 1 <= channels <= audio.MAX_CHANNELS:
+        raise KwsError(f"{name} has {channels} channels: this page reads 1 to {audio.MAX_CHANNELS}.")
     if info.frames and info.frames / sr > max_seconds + 0.05:
         raise KwsError(
             f"{name} lasts {info.frames / sr:.1f} s: the limit is {max_seconds:.0f} s. "
             "Cut it into shorter pieces."
         )
     try:
-        arr, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)  # [time, channels]
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        arr, _ = audio.decode(io.BytesIO(data), name)  # [time, channels], only what is there
+    except (sf.LibsndfileError, RuntimeError, TypeError, MemoryError) as exc:
         raise KwsError(
             f"{name} could not be decoded ({_short(exc)}): it is probably damaged or cut short. "
             "Record or export it again."
@@ -149,12 +153,9 @@ def read_audio(
         )
     if arr.shape[0] == 0:
         raise KwsError(f"{name} contains no samples (0 s of audio). Record again, or upload another file.")
-    bad = int((~np.isfinite(arr)).sum())
+    bad = audio.count_nonfinite(arr)
     if bad:
-        raise KwsError(
-            f"{name} contains {bad:,} invalid samples (NaN or infinity): the file is corrupt. "
-            "Export it again from your audio editor."
-        )
+        raise audio.nonfinite_error(name, bad)
     duration = arr.shape[0] / sr
     if duration < MIN_SECONDS:
         raise KwsError(f"{name} lasts only {duration * 1000:.0f} ms: a word needs at least {MIN_SECONDS:.1f} s.")
@@ -165,6 +166,11 @@ def read_audio(
         raise KwsError(
             f"{name} is silent (loudest sample {20 * math.log10(max(peak, 1e-9)):.0f} dBFS). Check the "
             "microphone, speak louder, or upload another file."
+        )
+    if channels > 1 and float(np.abs(arr.mean(axis=1)).max()) < SILENCE_PEAK:
+        raise KwsError(
+            f"{name} is silent once its {channels} channels are mixed to mono: they cancel out (one is the "
+            "other upside down, e.g. a miswired microphone). Record it again in mono, or export one channel."
         )
     if peak > 1.0:  # float files may exceed full scale
         notes.append(f"Samples reach {peak:.2f}, beyond full scale (1.0): they were scaled down to fit.")
@@ -199,7 +205,8 @@ def to_model_input(waveform: torch.Tensor, sample_rate: int) -> tuple[torch.Tens
         waveform = audio.to_mono(waveform)
     if sample_rate != SAMPLE_RATE:
         steps.append(
-            f"{sample_rate:,} Hz → {SAMPLE_RATE:,} Hz (band-limited sinc resampling, "
+            f"{sample_rate:,} Hz → {SAMPLE_RATE:,} Hz (band-limited {audio.resampling_method(sample_rate, SAMPLE_RATE)} "
+            "resampling, "
             f"{'low-pass filtered first: nothing above 8 kHz is kept' if sample_rate > SAMPLE_RATE else 'no new high frequencies appear'})"
         )
         waveform = audio.resample(waveform.contiguous(), sample_rate, SAMPLE_RATE)

@@ -60,6 +60,8 @@ from kwscore.runfiles import (
     RunFiles,
     check_run_id,
     clock,
+    config_problems,
+    is_run_process,
     now,
     pid_alive,
     process_start,
@@ -157,7 +159,10 @@ def refresh_status(run, runs_dir=None, timeout: float | None = None) -> dict:
     """The run's status; a "running" run whose heartbeat is older than ``timeout`` seconds
     (default :data:`HEARTBEAT_TIMEOUT_S`) and whose process is gone is marked failed first."""
     files = _files(run, runs_dir)
-    status = files.read_status()
+    return _refresh(files, files.read_status(), timeout)
+
+
+def _refresh(files: RunFiles, status: dict, timeout: float | None = None) -> dict:
     if status["state"] != "running":
         return status
     timeout = HEARTBEAT_TIMEOUT_S if timeout is None else timeout
@@ -250,14 +255,32 @@ class RunInfo:
 
 
 def run_info(run, runs_dir=None) -> RunInfo:
-    """A :class:`RunInfo` for one run; never raises (damaged runs come back with ``error`` set)."""
+    """A :class:`RunInfo` for one run; never raises (damaged runs come back with ``error`` set).
+
+    Every field is checked (:mod:`kwscore.runfiles`): a status field of the wrong type or out of
+    range is left out, a config.json that is not a proper config is not used, and ``error`` then
+    says ``"damaged: <what>"``.
+    """
     files = _files(run, runs_dir)
-    status = refresh_status(files.dir)
+    try:
+        return _run_info(files)
+    except Exception as exc:  # noqa: BLE001 - one damaged folder must never break a listing
+        return RunInfo(files.run_id, files.dir, UNREADABLE, error=f"damaged: {type(exc).__name__}: {exc}")
+
+
+def _run_info(files: RunFiles) -> RunInfo:
+    status, damage = files.check_status()
+    status = _refresh(files, status)
     info = RunInfo(files.run_id, files.dir, status["state"], status=status, error=status.get("error"))
     try:
         config = files.read_config()
+        damage += config_problems(config)
     except KwsError as exc:
-        info.error = info.error or str(exc)
+        damage.append(str(exc).removeprefix(f"Run {files.run_id} is damaged: "))
+        config = {}
+    if damage:
+        info.error = "damaged: " + "; ".join(damage) + (f" ({info.error})" if info.error else "")
+    if config_problems(config):
         config = {}
     info.config = config or None
     info.model, info.data, info.commands = config.get("model"), config.get("data"), config.get("commands")
@@ -278,8 +301,15 @@ def _mtime(path: Path) -> float | None:
 def list_runs(runs_dir=None) -> list[RunInfo]:
     """Every run in the runs folder, newest first. Damaged runs are listed with an error."""
     root = runs_root(runs_dir)
-    infos = [run_info(p) for p in root.iterdir() if p.is_dir() and RUN_ID_RE.match(p.name)]
+    infos = [run_info(p) for p in root.iterdir() if RUN_ID_RE.match(p.name) and _is_dir(p)]
     return sorted(infos, key=lambda r: (r.created or 0.0, r.run_id), reverse=True)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # e.g. a symlink loop
+        return False
 
 
 # ============================================================================================
@@ -288,8 +318,14 @@ def list_runs(runs_dir=None) -> list[RunInfo]:
 
 
 def create_run(config: RunConfig, runs_dir=None) -> str:
-    """Make the run's folder with config.json and a "queued" status; return the new run id."""
-    config.validate()
+    """Make the run's folder with config.json and a "queued" status; return the new run id.
+
+    Everything is checked first, so that a mistake leaves no run folder behind: the config
+    (:meth:`RunConfig.validate`) and its words against the dataset's word folders. Dataset paths are
+    stored absolute: the run may start from another working directory (the worker's).
+    """
+    config = _absolute_data(config).validate()
+    _check_commands(config)
     run_id = new_run_id(config.model)
     files = RunFiles(run_dir(run_id, runs_dir))
     files.dir.mkdir(parents=False)
@@ -302,13 +338,55 @@ def create_run(config: RunConfig, runs_dir=None) -> str:
     return run_id
 
 
+def _absolute_data(config: RunConfig) -> RunConfig:
+    from dataclasses import replace
+
+    def absolute(folder):
+        return os.path.abspath(os.path.expanduser(folder)) if isinstance(folder, str) and folder.strip() else folder
+
+    mix = [absolute(m) for m in config.mix] if isinstance(config.mix, list | tuple) else config.mix
+    return replace(config, data=absolute(config.data), mix=mix)
+
+
+def _check_commands(config: RunConfig) -> None:
+    """The run's words must be word folders of its datasets (as :class:`SpeechCommands` will ask)."""
+    from kwscore.data.dataset import resolve_commands
+    from kwscore.data.layout import word_folders
+
+    resolve_commands(config.commands, sorted(set().union(*map(word_folders, config.data_roots))))
+
+
 def launch(config: RunConfig, runs_dir=None, start_worker: bool = True) -> str:
-    """Create a run, put it in the queue and make sure a worker will pick it up. Returns its id."""
-    run_id = create_run(config, runs_dir)
-    enqueue(run_id, runs_dir)
+    """Create a run, put it in the queue and make sure a worker will pick it up. Returns its id.
+
+    If the run cannot be queued (e.g. ``KWS_QUEUE_URL`` names a Redis server that does not
+    answer), its folder is removed again and :class:`KwsError` says why.
+    """
+    root = runs_root(runs_dir)
+    _queue(root)  # a misconfigured queue fails here, before any folder exists
+    run_id = create_run(config, root)
+    try:
+        enqueue(run_id, root)
+    except Exception as exc:
+        shutil.rmtree(run_dir(run_id, root), ignore_errors=True)
+        if isinstance(exc, KwsError):
+            raise
+        raise KwsError(f"Could not queue the run: the queue ({_queue_name(root)}) failed: {exc}") from exc
     if start_worker:
-        ensure_worker(runs_dir)
+        ensure_worker(root)
     return run_id
+
+
+def _queue_name(root: Path) -> str:
+    url = os.environ.get("KWS_QUEUE_URL", "").strip()
+    return f"KWS_QUEUE_URL={_hide_password(url)}" if url else str(root / QUEUE_FILE)
+
+
+def _hide_password(url: str) -> str:
+    """``redis://:secret@host:6379/0`` -> ``redis://:***@host:6379/0`` (for messages and logs)."""
+    import re
+
+    return re.sub(r"(://[^/@]*:)[^/@]*@", r"\1***@", url)
 
 
 def enqueue(run_id: str, runs_dir=None) -> str:
@@ -339,8 +417,14 @@ def cancel(run, runs_dir=None, wait_s: float = 0.0) -> str:
     while status["state"] == "running" and time.monotonic() < deadline:
         time.sleep(0.2)
         status = refresh_status(files.dir)
-    if wait_s > 0 and status["state"] == "running" and status.get("host") == this_host():
-        _signal(status.get("pid"), signal.SIGTERM)
+    if wait_s > 0 and status["state"] == "running":
+        if is_run_process(status):  # never a pid that now belongs to another program
+            _signal(status.get("pid"), signal.SIGTERM)
+        elif status.get("host") == this_host() and pid_alive(status.get("pid")):
+            log.warning(
+                "run %s: not signalling pid %s: it is not the run's process (other start time or command)",
+                files.run_id, status.get("pid"),
+            )  # fmt: skip
     return status["state"]
 
 
@@ -367,6 +451,155 @@ def _signal(pid: int | None, signum: int) -> None:
 # The queue (Huey)
 # ============================================================================================
 
+# Huey pickles its messages by default: anybody who can write one row into queue.sqlite3, or push
+# one item onto the Redis list, would run code in the worker. So a message here is JSON (which
+# describes data, never code), signed with a secret (HMAC, Huey's SignedSerializer) that lives
+# outside the runs folder; anything unsigned, wrongly signed or not JSON is logged and dropped.
+
+#: Where the queue secret is kept (``KWS_QUEUE_SECRET`` overrides it), readable by its owner only.
+SECRET_FILE = "queue.secret"
+#: A queue message is a few hundred bytes; anything much bigger is not ours.
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class RejectedMessage(ValueError):
+    """A queue message that is not signed JSON: never decoded further, never run."""
+
+
+def queue_secret_path() -> Path:
+    """``~/.kws-studio/queue.secret`` (``KWS_HOME``): beside, never inside, the runs folder."""
+    return Path(os.environ.get("KWS_HOME") or paths.HOME).expanduser() / SECRET_FILE
+
+
+def queue_secret() -> str:
+    """The secret that signs queue messages: ``KWS_QUEUE_SECRET``, else :func:`queue_secret_path`,
+    created on first use (random, 0600). Workers on other machines need the same secret."""
+    secret = os.environ.get("KWS_QUEUE_SECRET", "").strip()
+    if secret:
+        return secret
+    path = queue_secret_path()
+    for _ in range(50):
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            _create_secret(path)
+            continue
+        except (OSError, ValueError) as exc:
+            raise KwsError(f"Cannot read the queue secret {path} ({exc}). Delete it, or set KWS_QUEUE_SECRET.") from exc
+        if text:
+            if path.stat().st_mode & 0o077:  # readable by others: whoever reads it can sign messages
+                path.chmod(0o600)
+            return text
+        time.sleep(0.02)  # another process is writing it right now
+    raise KwsError(f"The queue secret {path} is empty. Delete it (a new one is made), or set KWS_QUEUE_SECRET.")
+
+
+def _create_secret(path: Path) -> None:
+    """Write a new random secret to ``path`` with 0600 permissions, unless one appears meanwhile."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(temp, path)  # atomic, and never replaces a secret another process made first
+        except FileExistsError:
+            pass
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _to_json(value: Any) -> Any:
+    """Huey's message (a namedtuple of plain values and datetimes) as JSON-able data."""
+    import datetime
+
+    from huey.registry import Message
+
+    if isinstance(value, Message):
+        return {"$message": {k: _to_json(v) for k, v in value._asdict().items()}}
+    if isinstance(value, datetime.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, list | tuple):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"a queue message cannot hold {type(value).__name__}")
+
+
+def _from_json(value: Any) -> Any:
+    import datetime
+
+    from huey.registry import Message
+
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"$message"} and isinstance(value["$message"], dict):
+        fields = value["$message"]
+        unknown = set(fields) - set(Message._fields)
+        if unknown:
+            raise RejectedMessage(f"unknown message fields {sorted(unknown)[:5]}")
+        return Message(**{k: _from_json(v) for k, v in fields.items()})
+    if set(value) == {"$datetime"} and isinstance(value["$datetime"], str):
+        return datetime.datetime.fromisoformat(value["$datetime"])
+    return {k: _from_json(v) for k, v in value.items()}
+
+
+def _serializer():
+    """Huey's SignedSerializer (HMAC of the message with the queue secret) over JSON, not pickle."""
+    import json
+
+    from huey.serializer import SignedSerializer
+
+    class SignedJSON(SignedSerializer):
+        def _serialize(self, data: Any) -> bytes:
+            return self._sign(json.dumps(_to_json(data), separators=(",", ":"), allow_nan=False).encode())
+
+        def _deserialize(self, data: Any) -> Any:
+            from kwscore.runfiles import parse_json
+
+            data = bytes(data) if isinstance(data, bytes | bytearray | memoryview) else str(data).encode()
+            if len(data) > MAX_MESSAGE_BYTES:
+                raise RejectedMessage(f"{len(data):,} bytes, too big for a queue message")
+            try:
+                message = self._unsign(data)  # checks the signature before anything is parsed
+            except ValueError as exc:
+                raise RejectedMessage("no valid signature (made without this queue's secret)") from exc
+            try:
+                return _from_json(parse_json(message.decode("utf-8")))
+            except (ValueError, TypeError) as exc:
+                raise RejectedMessage(f"signed but not a JSON message ({exc})") from exc
+
+    return SignedJSON(secret=queue_secret(), salt="kws-studio")
+
+
+def _log_rejected(data: Any, exc: Exception) -> None:
+    raw = bytes(data) if isinstance(data, bytes | bytearray | memoryview) else str(data).encode()
+    log.error(
+        "rejected a queue message that is not signed JSON: %s. It was dropped, not run. "
+        "Someone wrote to the queue directly (first bytes: %r)", exc, raw[:48],
+    )  # fmt: skip
+
+
+def _safe(huey_class):
+    """A Huey class whose messages are signed JSON and whose worker drops (and logs) any other."""
+
+    class SafeHuey(huey_class):
+        def deserialize_task(self, data):
+            try:
+                return super().deserialize_task(data)
+            except Exception as exc:  # noqa: BLE001 - the worker must go on with the next message
+                _log_rejected(data, exc)
+                return None
+
+    SafeHuey.__name__ = f"Safe{huey_class.__name__}"
+    return SafeHuey
+
+
 _QUEUES: dict[str, tuple[Huey, Any]] = {}
 
 
@@ -377,16 +610,21 @@ def _queue(root: Path) -> tuple[Huey, Any]:
     if key not in _QUEUES:
         from huey import RedisHuey, SqliteHuey
 
+        serializer = _serializer()
         if url:
             try:
-                huey = RedisHuey("kws-studio", url=url, results=False)
+                huey = _safe(RedisHuey)("kws-studio", url=url, results=False, serializer=serializer)
+                huey.storage.conn.ping()
             except Exception as exc:  # huey's ConfigurationError when the redis package is missing
                 raise KwsError(
-                    f"KWS_QUEUE_URL={url} asks for a Redis queue, which failed ({exc}). Install the "
-                    "`redis` package, or unset KWS_QUEUE_URL to use the built-in SQLite queue."
+                    f"KWS_QUEUE_URL={_hide_password(url)} asks for a Redis queue, which failed ({exc}). Check "
+                    "the address and password, install the `redis` package, or unset KWS_QUEUE_URL to use the "
+                    "built-in SQLite queue."
                 ) from exc
         else:
-            huey = SqliteHuey("kws-studio", filename=str(root / QUEUE_FILE), results=False, strict_fifo=True)
+            huey = _safe(SqliteHuey)(
+                "kws-studio", filename=str(root / QUEUE_FILE), results=False, strict_fifo=True, serializer=serializer
+            )
 
         def run_task(run_id: str, queued_from: str) -> None:
             # With Redis the task may come from another machine: use its runs folder if we see it.
@@ -425,6 +663,7 @@ def supervise(run_id: str, runs_dir) -> str:
     if not _wait_for_orphans(files):
         return files.read_status()["state"]
     with open(files.log_path, "ab") as out:
+        log_start = out.tell()
         child = subprocess.Popen(
             [sys.executable, "-m", "kwscore.runner", str(files.dir)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -432,14 +671,29 @@ def supervise(run_id: str, runs_dir) -> str:
     files.update_status(supervisor_pid=os.getpid())
     log.info("run %s started as pid %d", run_id, child.pid)
     returncode = _wait(child, files)
+    reason = _error_in_log(files, log_start) if returncode == 1 else None
     status = files.update_status(
         only_if=("queued", "running"),
         state="cancelled" if files.cancel_requested() else "failed",
         ended_at=now(),
-        error=None if files.cancel_requested() else f"{stopped_message(now())} ({_exit_reason(returncode)})",
-    )
+        error=None if files.cancel_requested()
+        else reason or f"{stopped_message(now())} ({_exit_reason(returncode)})",
+    )  # fmt: skip
     log.info("run %s ended: %s", run_id, status["state"])
     return status["state"]
+
+
+def _error_in_log(files: RunFiles, start: int) -> str | None:
+    """The run process's own last ``error: ...`` line (what ``python -m kwscore.runner`` prints for
+    a mistake before it could write its status), or ``None``."""
+    try:
+        with open(files.log_path, "rb") as f:
+            f.seek(start)
+            text = f.read(1_000_000).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    errors = [line[len("error: "):].strip() for line in text.splitlines() if line.startswith("error: ")]
+    return errors[-1][:2000] if errors and errors[-1] else None
 
 
 def orphans(runs_dir=None) -> list[str]:
@@ -508,17 +762,18 @@ def worker_pid(runs_dir=None) -> int | None:
     """
     root = runs_root(runs_dir)
     try:
-        info = read_json(root / WORKER_INFO)
-        pid = int(info.get("pid"))
-    except (OSError, ValueError, TypeError, AttributeError):
+        pid = read_json(root / WORKER_INFO).get("pid")
+    except (OSError, ValueError, AttributeError):
+        pid = None
+    if not pid_alive(pid):  # also: not a whole number in the range of pids (a damaged worker.json)
         pid = None
     if fcntl is None:
-        return pid if pid_alive(pid) else None
+        return pid
     with open(root / WORKER_LOCK, "a+") as lock:
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # held: a worker is alive (its worker.json may still be the old one's)
-            return pid if pid and pid_alive(pid) else -1
+            return pid or -1
         fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
     return None
 
@@ -550,6 +805,26 @@ def ensure_worker(runs_dir=None, concurrency: int | None = None) -> int:
 
 
 _STARTED_WORKERS: list[subprocess.Popen] = []
+
+
+def revive_worker(runs_dir=None, infos: list[RunInfo] | None = None) -> int | None:
+    """Start a worker if runs are queued and none is alive (it died, or the machine restarted).
+
+    Called by ``kwscore runs`` and by the dashboard whenever they list the runs, so queued runs
+    never wait for ever. Only runs whose task is really in the queue count. Returns the pid of
+    the worker started, or ``None`` when nothing had to be done.
+    """
+    root = runs_root(runs_dir)
+    infos = list_runs(root) if infos is None else infos
+    if not any(i.state == "queued" for i in infos) or worker_pid(root) is not None:
+        return None
+    try:
+        if not pending_count(root):
+            return None
+    except Exception as exc:  # noqa: BLE001 - an unreachable queue: nothing a worker could do either
+        log.warning("cannot look at the queue: %s", exc)
+        return None
+    return ensure_worker(root)
 
 
 def stop_worker(runs_dir=None, stop_runs: bool = False, timeout: float = 10.0) -> bool:
@@ -594,9 +869,12 @@ def run_worker(runs_dir=None, concurrency: int | None = None) -> bool:
         "pid": os.getpid(), "host": this_host(), "started_at": now(), "concurrency": concurrency,
         "queue": os.environ.get("KWS_QUEUE_URL") or str(root / QUEUE_FILE),
     })  # fmt: skip
-    for info in list_runs(root):  # runs orphaned by a previous worker that died are marked now
-        if info.state == UNREADABLE:
-            log.warning("run %s: %s", info.run_id, info.error)
+    try:
+        for info in list_runs(root):  # runs orphaned by a previous worker that died are marked now
+            if info.state == UNREADABLE or (info.error or "").startswith("damaged:"):
+                log.warning("run %s: %s", info.run_id, info.error)
+    except OSError as exc:  # the worker serves the queue even if the folder cannot be listed now
+        log.warning("cannot list the runs in %s: %s", root, exc)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     os.environ.setdefault("KWS_RUN_THREADS", str(max(1, cores // concurrency)))
     huey, _task = _queue(root)
@@ -617,6 +895,6 @@ def run_worker(runs_dir=None, concurrency: int | None = None) -> bool:
 __all__ = [
     "CANCEL_GRACE_S", "FINAL_STATES", "HEARTBEAT_TIMEOUT_S", "RunInfo", "cancel", "create_run", "delete",
     "ensure_worker", "enqueue", "launch", "list_runs", "new_run_id", "orphans", "pending_count", "progress",
-    "read_log", "read_metrics", "read_report", "read_status", "refresh_status", "run_dir", "run_info",
-    "run_worker", "runs_root", "stop_worker", "supervise", "worker_pid",
+    "queue_secret", "read_log", "read_metrics", "read_report", "read_status", "refresh_status", "revive_worker",
+    "run_dir", "run_info", "run_worker", "runs_root", "stop_worker", "supervise", "worker_pid",
 ]  # fmt: skip

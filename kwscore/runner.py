@@ -36,7 +36,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kwscore import audio, paths
+from kwscore import audio, augment, paths
 from kwscore.augment import (
     COLORED_NOISE_RMS,
     EFFECTS,
@@ -56,14 +56,17 @@ from kwscore.augment import (
     preset,
 )
 from kwscore.data.dataset import SAMPLE_RATE, SpeechCommands, check_layout
+from kwscore.data.layout import dataset_folder, word_folders
 from kwscore.errors import KwsError
 from kwscore.evaluation import build_transform, evaluate, load_run_model, transform_config
 from kwscore.features import FeatureConfig, MelFrontEnd
+from kwscore.labels import keywords_of, task_dataset, with_non_keywords
 from kwscore.models import MODEL_INFO, MODEL_NAMES, build_model, count_parameters
 from kwscore.runfiles import FINAL_STATES, RunFiles, clock, now, process_start, this_host
 from kwscore.training import (
     SCHEDULERS,
     configure_threads,
+    load_checkpoint,
     make_optimizer,
     make_scheduler,
     pick_device,
@@ -121,6 +124,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         model_kwargs={"n_channel": 32, "stride": 16}, sample_rate=16000,
         epochs=60, batch_size=64, lr=0.01, scheduler="onecycle", augment=RECIPE_AUGMENT, threads=1,
     ),
+    # M5 exactly as the PyTorch speech-command tutorial trains it (the lab's reference point).
+    "m5tutorial": dict(
+        model="m5", model_kwargs={"n_channel": 32, "stride": 16}, sample_rate=8000, epochs=30, batch_size=256,
+        lr=0.01, weight_decay=1e-4, scheduler="step", step_size=20, gamma=0.1, augment="none",
+    ),
     "m11": dict(
         model_kwargs={"n_channel": 32, "stride": 16},
         epochs=40, batch_size=64, lr=0.005, scheduler="onecycle", augment=RECIPE_AUGMENT,
@@ -156,6 +164,12 @@ class RunConfig:
             tutorial; the M5 recipe listens at 16000: twice the bandwidth, up to 8 kHz).
         fraction, fraction_by: train on this share of the training split, keeping whole speakers
             (``"speaker"``) or the same share of every word (``"stratified"``).
+        unknown: add the ``_unknown_`` (other words) and ``_silence_`` (background noise) classes
+            whenever the commands are only some of the dataset's words (:mod:`kwscore.labels`).
+        init, replay: fine-tuning. ``init`` is a parent run (its id in the same runs folder, or its
+            folder): training starts from its best weights, on every clip of the datasets it did not
+            train on (e.g. your recordings) plus ``replay`` clips per word of its own training data
+            (so that the other words are not forgotten).
     Augmentation:
         augment: a preset name (``"none" | "light" | "standard" | "strong"``) or an
             :class:`AugmentConfig` dict.
@@ -168,6 +182,7 @@ class RunConfig:
     Run:
         seed, threads (``None`` = one per core), max_minutes (stop training after this long, then
         test the best model; ``None`` = no limit).
+        name, notes: the student's name for the run and notes on it (labels, the Runs table).
     """
 
     model: str = "m5"
@@ -188,9 +203,14 @@ class RunConfig:
     gamma: float = 0.1
     fraction: float = 1.0
     fraction_by: str = "speaker"
+    unknown: bool = True
+    init: str = ""
+    replay: int = 20
     seed: int = 0
     threads: int | None = None
     max_minutes: float | None = None
+    name: str = ""
+    notes: str = ""
 
     # -- JSON -----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -294,19 +314,25 @@ def _number_problems(c: RunConfig) -> list[str]:
         out.append(f"threads must be ≥ 1 or None (one per core), got {c.threads!r}.")
     if c.max_minutes is not None and not (isinstance(c.max_minutes, int | float) and c.max_minutes > 0):
         out.append(f"max_minutes must be positive or None (no limit), got {c.max_minutes!r}.")
-    if not isinstance(c.seed, int):
-        out.append(f"seed must be a whole number, got {c.seed!r}.")
+    if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 2**32:
+        out.append(f"seed must be a whole number from 0 to {2**32 - 1}, got {c.seed!r}.")
+    if not isinstance(c.unknown, bool):
+        out.append(f"unknown must be true or false, got {c.unknown!r}.")
+    if not isinstance(c.init, str):
+        out.append(f"init must be a run id or run folder (or empty), got {c.init!r}.")
+    if isinstance(c.replay, bool) or not isinstance(c.replay, int) or c.replay < 0:
+        out.append(f"replay must be a whole number of clips per word ≥ 0, got {c.replay!r}.")
     return out
 
 
 def _front_end_problems(c: RunConfig) -> list[str]:
     if c.representation == "mel":
-        return c.feature_config.problems()
+        return c.feature_config.problems() or audio.sinc_problems(SAMPLE_RATE, c.model_rate)
     if not isinstance(c.sample_rate, int) or not 1000 <= c.sample_rate <= SAMPLE_RATE:
         return [
             f"sample_rate must be between 1000 and {SAMPLE_RATE} Hz, got {c.sample_rate!r}. M5 uses 8000."
         ]
-    return []
+    return audio.sinc_problems(SAMPLE_RATE, c.sample_rate)  # e.g. 15999 Hz: a 1 GB sinc kernel
 
 
 def _augment_problems(c: RunConfig) -> list[str]:
@@ -351,6 +377,41 @@ def default_config(model: str = "m5", **overrides: Any) -> RunConfig:
     return RunConfig.from_dict(values)
 
 
+#: Fine-tuning a finished run on a few takes of your own (see :func:`finetune_config`).
+FINETUNE: dict[str, Any] = dict(epochs=5, lr_factor=0.1, scheduler="constant", replay=20, max_minutes=1.0)
+
+
+def finetune_config(parent: str | os.PathLike, recordings: str | os.PathLike, runs_root: str | os.PathLike,
+                    **overrides: Any) -> RunConfig:  # fmt: skip
+    """A run that fine-tunes the finished run in folder ``parent`` on the takes in ``recordings``.
+
+    The parent's model, words and recipe; its best weights to start from (``init``, its id when it
+    lives in ``runs_root``); the recordings mixed in; :data:`FINETUNE`'s few epochs at a tenth of the
+    learning rate, constant, on your takes plus ``replay`` clips per word of the parent's training
+    data. ``overrides`` (e.g. ``epochs``, ``lr``, ``replay``) go on top.
+    """
+    folder, recordings = Path(parent).expanduser(), Path(recordings).expanduser().resolve()
+    ckpt = parent_checkpoint(str(folder), folder.parent)
+    base = RunConfig.from_dict(RunFiles(folder).read_config())
+    keywords = keywords_of(ckpt["labels"])
+    mine = sorted(set(keywords) & set(word_folders(recordings)))
+    if not mine:
+        raise KwsError(
+            f"No takes of this model's words ({', '.join(keywords)}) in {recordings}: record a few on "
+            "“Your own words” first."
+        )
+    same_place = folder.resolve().parent == Path(runs_root).expanduser().resolve()
+    values = dict(
+        init=folder.name if same_place else str(folder.resolve()),
+        mix=[*base.mix, str(recordings)] if recordings not in {Path(m).resolve() for m in base.mix} else base.mix,
+        commands=keywords, unknown=len(keywords) < len(ckpt["labels"]), fraction=1.0,
+        epochs=FINETUNE["epochs"], lr=base.lr * FINETUNE["lr_factor"], scheduler=FINETUNE["scheduler"],
+        replay=FINETUNE["replay"], max_minutes=FINETUNE["max_minutes"],
+    )  # fmt: skip
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return replace(base, **values).validate()
+
+
 # ============================================================================================
 # Data: the splits as in-memory tensors
 # ============================================================================================
@@ -379,6 +440,20 @@ def select_fraction(dataset: SpeechCommands, fraction: float, by: str, seed: int
         members = [i for i, t in enumerate(targets) if t == label]
         rng.shuffle(members)
         chosen += members[: max(1, round(fraction * len(members)))]
+    return sorted(chosen)
+
+
+def select_replay(dataset: SpeechCommands, old_roots: Sequence[str], per_word: int, seed: int) -> list[int]:
+    """Fine-tuning: indices of every clip from outside ``old_roots`` (the new data, e.g. your
+    takes) and of ``per_word`` random clips of each word from inside them (the replay sample)."""
+    old = {dataset_folder(root).resolve() for root in old_roots if root}
+    is_old = [dataset.path(i).parent.parent.resolve() in old for i in range(len(dataset))]
+    targets = dataset.targets().tolist()
+    rng = random.Random(seed)
+    chosen = [i for i, o in enumerate(is_old) if not o]
+    for label in sorted(set(targets)):
+        members = [i for i, t in enumerate(targets) if t == label and is_old[i]]
+        chosen += rng.sample(members, min(per_word, len(members)))
     return sorted(chosen)
 
 
@@ -418,6 +493,8 @@ def load_split(config: RunConfig, subset: str, indices_fn=None) -> Split:
     dataset = SpeechCommands(config.data_roots, subset=subset, commands=config.commands)
     if indices_fn is not None:
         dataset = dataset.select(indices_fn(dataset))
+    if config.unknown:  # + _unknown_ and _silence_, when the commands are some of the dataset's words
+        dataset = with_non_keywords(dataset, config.seed)
     waveforms, targets = decode_all(dataset, round(CLIP_SECONDS * SAMPLE_RATE))
     to_rate = build_transform(transform_config(config.model_rate, None))  # Resample or identity
     return Split(in_chunks(to_rate, waveforms), targets, dataset)
@@ -484,7 +561,9 @@ class Batches:
 # ============================================================================================
 
 #: Effects :class:`BatchAugment` runs with torch on the whole batch; the others run per clip.
-BATCHED_EFFECTS = ("time_shift", "gain", "add_background_noise", "add_colored_noise")
+BATCHED_EFFECTS = ("time_shift", "gain", "add_background_noise", "add_colored_noise", "reverb", "microphone")
+#: Rooms simulated once per run for the ``reverb`` step (each clip picks one at random).
+N_ROOMS = 48
 
 
 def _uniform(value: Any, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -592,6 +671,7 @@ class BatchAugment:
         self.noises = NoiseBank(noises or [], sample_rate, self.length)
         self.gen = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(seed)
+        self.rooms: torch.Tensor | None = None  # [N_ROOMS, 1, K] impulse responses, made when needed
 
     @property
     def per_clip_effects(self) -> list[str]:
@@ -646,6 +726,20 @@ class BatchAugment:
         colors = _choice(params.get("color", ("white", "pink", "brown")), len(x), self.gen)
         snr, weight = self._level(params, chosen, default_snr=(10.0, 30.0))
         return mix_batch(x, colored_noise_batch(colors, x.shape[-1], self.gen), snr, weight)
+
+    def _reverb(self, x: torch.Tensor, params: dict, chosen: torch.Tensor) -> torch.Tensor:
+        if self.rooms is None:  # simulate the rooms once, on first use
+            rirs = [augment.room_impulse_response(self.rng, params.get("rt60", (0.15, 0.8)), self.sample_rate)[0] for _ in range(N_ROOMS)]
+            self.rooms = torch.zeros(N_ROOMS, 1, max(r.shape[-1] for r in rirs))
+            for room, rir in zip(self.rooms, rirs, strict=True):
+                room[:, : rir.shape[-1]] = rir
+        which = torch.randint(N_ROOMS, (len(x),), generator=self.gen)
+        return torch.where(chosen.view(-1, 1, 1), augment.reverberate_batch(x, self.rooms[which]), x)
+
+    def _microphone(self, x: torch.Tensor, params: dict, chosen: torch.Tensor) -> torch.Tensor:
+        mics = augment.draw_microphones(len(x), self.rng, **params)
+        response = augment.mic_response(x.shape[-1], **mics, sample_rate=self.sample_rate)
+        return torch.where(chosen.view(-1, 1, 1), augment.microphone_batch(x, response), x)
 
     def _per_clip(self, x: torch.Tensor, chosen: torch.Tensor, step) -> torch.Tensor:
         """Run a numpy/audiomentations effect on the chosen clips only."""
@@ -787,8 +881,9 @@ def _run(config: RunConfig, files: RunFiles, callbacks: Callbacks, progress: dic
     device = pick_device()
     files.log(f"run {files.run_id}: {config.model} on {' + '.join(config.data_roots)} ({device}, {threads} thread(s))")
 
-    data = prepare_data(config, files)
-    model, optimizer, scheduler = _build(config, data, device)
+    parent = parent_checkpoint(config.init, files.dir.parent) if config.init else None
+    data = prepare_data(config, files, parent)
+    model, optimizer, scheduler = _build(config, data, device, parent)
     info = _start_info(data, model, config, device, threads)
     files.update_status(total_steps=info["total_steps"], n_train=info["n_train"], training_started_at=now())
     files.log(
@@ -822,14 +917,35 @@ def _run(config: RunConfig, files: RunFiles, callbacks: Callbacks, progress: dic
     return _finish(config, files, data, best, info, started, stopped, device)
 
 
-def _build(config: RunConfig, data: dict, device: torch.device):
+def parent_checkpoint(init: str, runs_root: Path) -> dict:
+    """The best checkpoint of the run a fine-tuning starts from: ``init`` is its id in ``runs_root``
+    or its folder."""
+    folder = Path(init).expanduser()
+    path = (folder if folder.is_dir() else runs_root / init) / "best.pt"
+    if not path.is_file():
+        raise KwsError(f"Cannot fine-tune {init}: it has no best.pt. Pick a finished run (`kwscore runs`).")
+    return load_checkpoint(path)
+
+
+def _build(config: RunConfig, data: dict, device: torch.device, parent: dict | None = None):
     """The model (on ``device``), Adam and the learning-rate schedule (stepped once per batch).
+    When fine-tuning, the model starts from the ``parent`` checkpoint's weights.
 
     A Mel model's weights are stored "channels last" (``[C, H, W]`` laid out as ``[H, W, C]``),
     the layout the CPU's convolution library computes in: the CNN trained ~40 % faster on 2 cores.
     Same maths and same checkpoints (a state dict does not care about the layout).
     """
     model = build_model(config.model, len(data["labels"]), **_model_kwargs(config)).to(device)
+    if parent is not None:
+        if list(parent["labels"]) != data["labels"] or parent["model_name"] != config.model:
+            raise KwsError(
+                f"Cannot fine-tune {config.init} ({parent['model_name']}: {', '.join(parent['labels'])}) as a "
+                f"{config.model} of {', '.join(data['labels'])}: keep its model and words."
+            )
+        try:
+            model.load_state_dict(parent["state_dict"])
+        except RuntimeError as exc:
+            raise KwsError(f"{config.init}'s weights do not fit this model's options: keep its model_kwargs.") from exc
     if config.representation == "mel":
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay)
@@ -932,8 +1048,9 @@ class _Loop:
         }  # fmt: skip
 
 
-def prepare_data(config: RunConfig, files: RunFiles | None = None) -> dict:
-    """Load the splits into memory and build the training batches and transforms.
+def prepare_data(config: RunConfig, files: RunFiles | None = None, parent: dict | None = None) -> dict:
+    """Load the splits into memory and build the training batches and transforms (when
+    fine-tuning, the training split is the new data plus a replay sample of the ``parent``'s).
 
     Returns a dict: ``labels``, ``train`` (:class:`Batches`, shuffled and augmented), ``val``
     (:class:`Batches` of clean model inputs), ``train_transform`` (per-batch module or None),
@@ -944,6 +1061,9 @@ def prepare_data(config: RunConfig, files: RunFiles | None = None) -> dict:
     tic = time.monotonic()
 
     def pick(dataset: SpeechCommands) -> list[int]:
+        if parent is not None:
+            old = parent["run_config"] or {}
+            return select_replay(dataset, [old.get("data", ""), *old.get("mix", [])], config.replay, config.seed)
         return select_fraction(dataset, config.fraction, config.fraction_by, config.seed)
 
     train_split, val_split = load_split(config, "training", pick), load_split(config, "validation")
@@ -999,7 +1119,7 @@ def _selection_info(config: RunConfig, split: Split) -> dict:
         "fraction": config.fraction,
         "by": config.fraction_by,
         "clips": len(split.targets),
-        "speakers": len(set(ds.speakers())),
+        "speakers": len(set(ds.speakers()) - {""}),  # _silence_ clips have no speaker
         "per_class": dict(zip(ds.labels, counts, strict=True)),
     }
 
@@ -1007,7 +1127,7 @@ def _selection_info(config: RunConfig, split: Split) -> dict:
 def _finish(config, files, data, best, info, started, stopped, device) -> RunResult:
     """Test the best checkpoint on the test split, write report.json, mark the run succeeded."""
     model, transform, labels, _ = load_run_model(files.dir, "best", device)
-    test_set = SpeechCommands(config.data_roots, subset="testing", commands=labels)
+    test_set = task_dataset(config.data_roots, "testing", labels, config.seed)
     report = evaluate(model, test_set, transform, labels, device)
     _, epochs = files.read_metrics()
     report.update(
@@ -1074,7 +1194,7 @@ def main(argv: list[str] | None = None) -> int:
 
 __all__ = [
     "BATCHED_EFFECTS", "BatchAugment", "Batches", "Callbacks", "RECIPES", "RunConfig", "RunResult",
-    "RunStopped", "default_config", "prepare_data", "run_training", "select_fraction",
+    "RunStopped", "default_config", "finetune_config", "prepare_data", "run_training", "select_fraction",
 ]  # fmt: skip
 
 if __name__ == "__main__":

@@ -31,16 +31,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
-import torchaudio.functional as AF
+from scipy.signal import sosfilt
 
 from kwscore.errors import KwsError
 
-#: Labels that mean "no keyword" when a model has them.
-NON_KEYWORDS = ("_silence_", "_unknown_", "_background_noise_")
 #: Length of the frames loudness is measured on, in seconds.
 FRAME_S = 0.01
 #: The noise floor is this percentile of the frame levels.
@@ -58,6 +57,14 @@ SPAN_RANGE_DB = 30.0
 #: A window may fire only if its loud stretch keeps this far (s) from both of its edges: the
 #: classifier was trained on whole words, and a window that cuts a word is not to be trusted.
 EDGE_S = 0.05
+#: Windows classified together (a long recording is read and scored in pieces of this many).
+BATCH = 64
+
+
+def is_keyword(label: str) -> bool:
+    """Whether a class is a word to detect. ``_silence_``, ``_unknown_``, ``_background_noise_`` —
+    any label starting with ``_`` — mean "no keyword": they can win a window but never fire."""
+    return not label.startswith("_")
 
 
 @dataclass(frozen=True)
@@ -166,21 +173,58 @@ def moving_average(probs: torch.Tensor, k: int) -> torch.Tensor:
     return padded.unfold(0, k, 1).mean(dim=-1)
 
 
-def speech_band(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """Keep 200 Hz - 4 kHz (two biquads), where speech has its energy and rumble or hiss has little:
-    loudness measured there tells words from brown noise much better."""
-    x = AF.highpass_biquad(waveform, sample_rate, SPEECH_BAND[0])
-    return AF.lowpass_biquad(x, sample_rate, min(SPEECH_BAND[1], 0.45 * sample_rate))
+def _biquad_sos(sample_rate: int) -> np.ndarray:
+    """Second-order sections of the speech band: a high-pass at 200 Hz and a low-pass at 4 kHz, each
+    the RBJ "audio EQ cookbook" biquad with Q = 0.707 (as ``torchaudio.functional.*pass_biquad``)."""
+    rows = []
+    for kind, freq in (("high", SPEECH_BAND[0]), ("low", min(SPEECH_BAND[1], 0.45 * sample_rate))):
+        w0 = 2 * math.pi * freq / sample_rate
+        alpha, cos = math.sin(w0) / 2 / 0.707, math.cos(w0)
+        b = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2] if kind == "high" else [(1 - cos) / 2, 1 - cos, (1 - cos) / 2]
+        a = [1 + alpha, -2 * cos, 1 - alpha]
+        rows.append([v / a[0] for v in (*b, *a)])
+    return np.array(rows)
+
+
+class FrameLevels:
+    """Loudness of every 10-ms frame, measured in the speech band (200 Hz - 4 kHz, where speech has
+    its energy and rumble or hiss has little: it tells words from brown noise much better).
+
+    It keeps the filter's state and the samples of an unfinished frame between calls, so a recording
+    fed in pieces of any size gives exactly the levels of the whole recording.
+    """
+
+    def __init__(self, sample_rate: int, band: bool = True):
+        self.hop = max(1, round(FRAME_S * sample_rate))
+        self.sos = _biquad_sos(sample_rate) if band else None
+        self.state = np.zeros((2, 2)) if band else None
+        self.rest = np.zeros(0)
+
+    def feed(self, samples: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Samples [time] (or [1, time]) -> levels [frames] of the frames completed, in dBFS."""
+        x = np.asarray(samples, dtype=np.float64).reshape(-1)
+        if self.sos is not None and x.size:
+            x, self.state = sosfilt(self.sos, x, zi=self.state)
+        x = np.concatenate([self.rest, x])
+        whole = x.size - x.size % self.hop
+        self.rest = x[whole:]
+        return self._levels(x[:whole])
+
+    def finish(self) -> torch.Tensor:
+        """The level of the last, unfinished frame (zero-padded), if any."""
+        x, self.rest = self.rest, np.zeros(0)
+        return self._levels(np.pad(x, (0, (-x.size) % self.hop)))
+
+    def _levels(self, x: np.ndarray) -> torch.Tensor:
+        power = np.square(x.reshape(-1, self.hop)).mean(axis=1) if x.size else np.zeros(0)
+        return torch.from_numpy(10 * np.log10(power + 1e-12)).float()
 
 
 def frame_levels(waveform: torch.Tensor, sample_rate: int, band: bool = True) -> torch.Tensor:
     """[1, time] -> [frames] level of each 10-ms frame in dBFS (a full-scale sine is -3 dB),
     measured in the speech band (``band=True``) or over all frequencies."""
-    hop = max(1, round(FRAME_S * sample_rate))
-    x = speech_band(waveform.reshape(1, -1), sample_rate) if band else waveform
-    x = x.reshape(-1)
-    x = torch.nn.functional.pad(x, (0, (-x.numel()) % hop))
-    return 10 * torch.log10(x.reshape(-1, hop).pow(2).mean(dim=1) + 1e-12)
+    meter = FrameLevels(sample_rate, band)
+    return torch.cat([meter.feed(waveform.detach().cpu().reshape(-1).numpy()), meter.finish()])
 
 
 def noise_floor(levels: torch.Tensor) -> float:
@@ -252,7 +296,7 @@ def pick_detections(
 
     ``spans`` [windows, 2]: the loud stretch of each window in 10-ms frames (:func:`window_spans`).
     """
-    keyword = torch.tensor([label not in NON_KEYWORDS for label in labels])
+    keyword = torch.tensor([is_keyword(label) for label in labels])
     if not bool(keyword.any()) or len(times) == 0:
         return []
     score, cls = smoothed.masked_fill(~keyword, 0.0).max(dim=1)
@@ -282,39 +326,79 @@ def pick_detections(
     return detections
 
 
-def detect(
-    waveform: torch.Tensor,
-    sample_rate: int,
-    classify: Callable[[torch.Tensor], torch.Tensor],
-    labels: Sequence[str],
-    cfg: StreamConfig | None = None,
-    batch_size: int = 64,
-    progress: Callable[[int, int], None] | None = None,
-) -> StreamResult:
-    """Run a 1-s classifier over a long recording.
+class Scanner:
+    """Step 1 on a recording that arrives in pieces: a file read block by block, or a microphone.
 
-    Args:
-        waveform: mono audio [1, time] at ``sample_rate`` (the classifier's input rate).
-        classify: maps windows [batch, 1, window·sr] to probabilities [batch, classes].
-        labels: class names, in the classifier's order.
-        progress: called as ``progress(windows done, windows)`` after each batch.
+    :meth:`feed` takes the next samples (any number); every 1-s window that is now whole is
+    classified — ``batch_size`` windows at a time, so the memory used does not grow with the
+    recording — and every 10-ms frame's level is measured. :meth:`finish` classifies the last
+    windows, zero-padded at the end. Fed in pieces of any size, a recording gives exactly the
+    windows, probabilities and levels it gives whole.
     """
-    cfg = (cfg or StreamConfig()).validate()
-    if waveform.dim() != 2 or waveform.shape[0] != 1:
-        raise KwsError(f"detect() wants mono audio shaped [1, time], got {list(waveform.shape)}.")
-    windows, times = frame_windows(waveform, sample_rate, cfg.window, cfg.hop)
-    parts = []
-    with torch.inference_mode():
-        for i in range(0, len(windows), batch_size):
-            parts.append(classify(windows[i : i + batch_size]).float())
-            if progress is not None:
-                progress(min(i + batch_size, len(windows)), len(windows))
-    probs = torch.cat(parts)
+
+    def __init__(self, classify: Callable[[torch.Tensor], torch.Tensor], sample_rate: int, cfg: StreamConfig,
+                 batch_size: int = BATCH):  # fmt: skip
+        self.classify, self.sample_rate, self.cfg, self.batch_size = classify, sample_rate, cfg, max(1, batch_size)
+        self.win, self.step = round(cfg.window * sample_rate), max(1, round(cfg.hop * sample_rate))
+        self.meter = FrameLevels(sample_rate)
+        self.buffer = torch.zeros(0)  #: samples from the start of window ``self.done`` on
+        self.done = 0  #: windows classified so far
+        self.received = 0  #: samples fed so far
+        self.probs: list[torch.Tensor] = []
+        self.levels: list[torch.Tensor] = []
+
+    def feed(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples [time] or [1, time] -> (probabilities [new windows, classes], levels [new frames])."""
+        x = samples.detach().reshape(-1).float().cpu()
+        self.received += x.numel()
+        levels = self.meter.feed(x.numpy())
+        self.levels.append(levels)
+        self.buffer = torch.cat([self.buffer, x])
+        whole = (self.received - self.win) // self.step + 1 if self.received >= self.win else 0
+        ready = whole - self.done
+        return self._classify(ready - ready % self.batch_size), levels
+
+    def finish(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Classify what is left; returns (window start times [n] s, probabilities [n, classes],
+        frame levels [frames])."""
+        self.levels.append(self.meter.finish())
+        total = max(1, 1 + -(-max(0, self.received - self.win) // self.step))
+        remaining = total - self.done
+        if remaining > 0:
+            self.buffer = torch.nn.functional.pad(self.buffer, (0, max(0, (remaining - 1) * self.step + self.win - self.buffer.numel())))
+            self._classify(remaining)
+        times = torch.arange(total) * self.step / self.sample_rate
+        return times, torch.cat(self.probs), torch.cat(self.levels)
+
+    def _classify(self, n: int) -> torch.Tensor:
+        """Classify the next ``n`` windows (in batches) and drop the samples no later window needs."""
+        if n <= 0:
+            return torch.zeros(0, 0)
+        windows = self.buffer[: (n - 1) * self.step + self.win].unfold(0, self.win, self.step).unsqueeze(1)
+        parts = []
+        with torch.inference_mode():
+            for i in range(0, n, self.batch_size):
+                parts.append(self.classify(windows[i : i + self.batch_size]).float())
+        self.done += n
+        self.buffer = self.buffer[n * self.step :].clone()
+        self.probs.extend(parts)
+        return torch.cat(parts)
+
+
+def decide(
+    times: torch.Tensor,
+    probs: torch.Tensor,
+    levels: torch.Tensor,
+    labels: Sequence[str],
+    cfg: StreamConfig,
+    duration: float,
+) -> StreamResult:
+    """Steps 2-5 (smooth, gate, threshold, refractory period) over a whole recording's window
+    probabilities [windows, classes] and 10-ms frame levels [frames]: small arrays (an hour is
+    36,000 windows), whatever the recording's length."""
     if probs.shape[1] != len(labels):
         raise KwsError(f"The classifier gives {probs.shape[1]} probabilities but {len(labels)} labels were given.")
     smoothed = moving_average(probs, max(1, round(cfg.smooth / cfg.hop)))
-
-    levels = frame_levels(waveform, sample_rate)
     floor = noise_floor(levels)
     index = window_frames(len(times), cfg, len(levels))
     loudest = levels[index].max(dim=1).values
@@ -326,9 +410,58 @@ def detect(
     detections = pick_detections(smoothed, times, active, labels, cfg, spans)
     return StreamResult(
         times=times, probs=probs, smoothed=smoothed, active=active, labels=list(labels),
-        detections=detections, config=cfg, floor_db=floor, frame_db=levels,
-        duration=waveform.shape[-1] / sample_rate,
+        detections=detections, config=cfg, floor_db=floor, frame_db=levels, duration=duration,
     )  # fmt: skip
+
+
+def detect_stream(
+    pieces: Iterable[torch.Tensor],
+    sample_rate: int,
+    classify: Callable[[torch.Tensor], torch.Tensor],
+    labels: Sequence[str],
+    cfg: StreamConfig | None = None,
+    batch_size: int = BATCH,
+    progress: Callable[[float], None] | None = None,
+) -> StreamResult:
+    """Streaming detection over a recording given as consecutive pieces of mono audio ([1, time] or
+    [time] each, at ``sample_rate``, the classifier's input rate): a file read block by block is
+    scored with constant memory. ``progress(seconds done)`` is called after each piece."""
+    cfg = (cfg or StreamConfig()).validate()
+    scanner = Scanner(classify, sample_rate, cfg, batch_size)
+    for piece in pieces:
+        if piece.dim() == 2 and piece.shape[0] != 1:
+            raise KwsError(f"detect() wants mono audio shaped [1, time], got {list(piece.shape)}.")
+        scanner.feed(piece)
+        if progress is not None:
+            progress(scanner.received / sample_rate)
+    times, probs, levels = scanner.finish()
+    return decide(times, probs, levels, labels, cfg, scanner.received / sample_rate)
+
+
+def detect(
+    waveform: torch.Tensor,
+    sample_rate: int,
+    classify: Callable[[torch.Tensor], torch.Tensor],
+    labels: Sequence[str],
+    cfg: StreamConfig | None = None,
+    batch_size: int = BATCH,
+    progress: Callable[[int, int], None] | None = None,
+) -> StreamResult:
+    """Run a 1-s classifier over a long recording (in memory; :func:`detect_stream` for pieces).
+
+    Args:
+        waveform: mono audio [1, time] at ``sample_rate`` (the classifier's input rate).
+        classify: maps windows [batch, 1, window·sr] to probabilities [batch, classes].
+        labels: class names, in the classifier's order.
+        progress: called as ``progress(seconds done, seconds)`` while it scans.
+    """
+    if waveform.dim() != 2 or waveform.shape[0] != 1:
+        raise KwsError(f"detect() wants mono audio shaped [1, time], got {list(waveform.shape)}.")
+    piece = 10 * sample_rate
+    pieces = (waveform[:, i : i + piece] for i in range(0, waveform.shape[-1], piece))
+    total = waveform.shape[-1] / sample_rate
+    report = None if progress is None else (lambda done: progress(done, total))
+    return detect_stream(pieces, sample_rate, classify, labels, cfg, batch_size, report)
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,7 +575,7 @@ def compose_from_dataset(
     from kwscore.data.dataset import SAMPLE_RATE, SpeechCommands
     from kwscore.data.layout import noise_files
 
-    words = [w for w in labels if w not in NON_KEYWORDS]
+    words = [w for w in labels if is_keyword(w)]
     dataset = SpeechCommands(root, subset=subset, commands=words)
     rng = random.Random(seed)
     by_word: dict[str, list[int]] = {}

@@ -56,10 +56,11 @@ def speaker_id(user_name: str) -> str:
 
 def check_word(word: str) -> str:
     """Validate a word folder name: lower-case letters, digits, '-' or '_' (no paths)."""
-    word = word.strip().lower()
+    word = str(word).strip().lower()
     if not WORD_RE.match(word):
+        shown = repr(word) if len(word) <= 40 else f"{word[:32]!r}… ({len(word)} characters)"
         raise KwsError(
-            f"{word!r} cannot be a word name: use 1-32 lower-case letters, digits, '-' or '_', "
+            f"{shown} cannot be a word name: use 1-32 lower-case letters, digits, '-' or '_', "
             "starting with a letter (for example 'hello' or 'lights-on')."
         )
     return word
@@ -85,9 +86,10 @@ def trim_silence(waveform: torch.Tensor, sample_rate: int, floor_db: float = 35.
 
 def prepare_take(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """Any recording -> a 1-s 16 kHz mono clip with the word centred. [channels, time] -> [1, 16000]."""
-    x = audio.resample(audio.to_mono(waveform.float()), sample_rate, SAMPLE_RATE)
-    if not torch.isfinite(x).all():
+    audio.check_rate(sample_rate, "The recording")
+    if audio.count_nonfinite(waveform):
         raise KwsError("The recording contains invalid samples (NaN or infinity). Record it again.")
+    x = audio.resample(audio.to_mono(waveform.float()), sample_rate, SAMPLE_RATE)
     peak = float(x.abs().max()) if x.numel() else 0.0
     if peak < 1e-3:
         raise KwsError("The recording is silent. Check the microphone and speak a little louder.")
@@ -108,7 +110,7 @@ def split_of(number: int) -> str:
 def list_takes(root: str | os.PathLike, word: str | None = None, user_name: str | None = None) -> list[Take]:
     """Saved takes, optionally of one word and/or one user, sorted."""
     folder = dataset_folder(root)
-    words = [word] if word else word_folders(root)
+    words = [check_word(word)] if word else word_folders(root)
     speaker = speaker_id(user_name) if user_name else None
     takes = []
     for w in words:
@@ -150,8 +152,9 @@ def delete_take(root: str | os.PathLike, clip_id: str) -> Path:
     """Move a take to ``_trash/`` (recoverable). ``clip_id`` is ``"word/<speaker>_nohash_<n>.wav"``."""
     folder = dataset_folder(root)
     parts = Path(clip_id).parts
-    if len(parts) != 2 or not FILENAME_RE.match(parts[1]) or not WORD_RE.match(parts[0]):
-        raise KwsError(f"{clip_id!r} is not a take name like 'hello/0a1b2c3d_nohash_0.wav'.")
+    if len(clip_id) > 120 or len(parts) != 2 or not FILENAME_RE.match(parts[1]) or not WORD_RE.match(parts[0]):
+        shown = repr(clip_id) if len(clip_id) <= 60 else f"{clip_id[:40]!r}… ({len(clip_id)} characters)"
+        raise KwsError(f"{shown} is not a take name like 'hello/0a1b2c3d_nohash_0.wav'.")
     source = folder / parts[0] / parts[1]
     if not source.exists():
         raise KwsError(f"There is no take {clip_id}.")

@@ -16,7 +16,7 @@ from dashboard import plots, ui
 from kwscore import jobs
 from kwscore.augment import PRESETS
 from kwscore.errors import KwsError
-from kwscore.runner import RECIPE_AUGMENT, default_config
+from kwscore.runner import RECIPE_AUGMENT, RunConfig, default_config
 
 ss = st.session_state
 SELECTED = "runs_selected"  #: run ids ticked in the table (compared)
@@ -24,6 +24,7 @@ DETAIL = "runs_detail"  #: the run studied in detail
 CONFIRM = "runs_confirm_delete"  #: the run a delete dialog is open for
 MESSAGE = "runs_message"
 EXPERIMENT = "runs_experiment"
+PLAN = "runs_exp_plan"  #: the experiment planned in the form, waiting for "Queue these runs"
 PER_PAGE = 4
 EXP_FRACTIONS = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0]
 
@@ -240,6 +241,8 @@ def one_run(infos: list) -> None:
                           help="Model · share of the training data · augmentation · run id.")  # fmt: skip
     info = by_id[run_id]
     config = info.config or {}
+    if (info.error or "").startswith("damaged:") and info.state != "unreadable" and config:
+        st.warning(f"Some of this run's files are damaged; what could be read is shown. {info.error}")
     if info.state == "unreadable" or not config:
         st.error(f"This run cannot be read: {info.error or 'no config.json'}. Its folder is {info.path}.")
     else:
@@ -307,24 +310,65 @@ def experiment_launcher() -> None:
         seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="exp_seed")
         by = st.radio("Smaller fractions keep", ["speaker", "stratified"], horizontal=True, key="exp_by",
                       format_func=lambda b: "whole speakers (fewer voices)" if b == "speaker" else "some clips of every word")  # fmt: skip
-        submitted = st.form_submit_button("Queue the experiment", type="primary", icon=":material/science:", key="exp_submit")
-    if not submitted:
+        submitted = st.form_submit_button("Plan the experiment…", type="primary", icon=":material/science:",
+                                          key="exp_submit")  # fmt: skip
+    if submitted:  # (Enter in a field submits too: nothing is queued before the plan is confirmed)
+        ss.pop(PLAN, None)
+        if not fractions:
+            st.error("Choose at least one training fraction.")
+            return
+        if root is None:
+            st.error("Choose a dataset in the sidebar first.")
+            return
+        augment = RECIPE_AUGMENT if recipe == "recipe" else ui.augment_config().to_dict() if recipe == "lab" else recipe
+        overrides = {"data": str(root), "epochs": int(epochs), "seed": int(seed), "fraction_by": by}
+        if model == "cnn":
+            overrides["features"] = ui.feature_config().to_dict()
+        try:
+            base = default_config(model, **overrides).validate()
+        except KwsError as exc:
+            st.error(f"Could not plan the experiment: {exc}")
+            return
+        twin = ui.pending_twin(ui.experiment_grid(base, fractions, augment))
+        if twin:
+            st.warning(f"This experiment is already queued ({twin[0]['id']}): {twin[1]} of its runs are still waiting "
+                       "or training. Its results appear below; change a setting to queue a different one.")  # fmt: skip
+            return
+        ss[PLAN] = {"config": base.to_dict(), "fractions": sorted(fractions), "augment": augment,
+                    "recipe": names.get(recipe, f"preset: {recipe}")}  # fmt: skip
+    if ss.get(PLAN):
+        queue_planned_experiment(ss[PLAN])
+
+
+def queue_planned_experiment(plan: dict) -> None:
+    """Say what the experiment will queue and roughly how long it takes; queue it when confirmed."""
+    base = RunConfig.from_dict(plan["config"])
+    fractions = plan["fractions"]
+    est = ui.experiment_estimate(base, fractions)
+    speed = (f"{est['clips_per_s']:,.0f} clips/s, measured on this computer's earlier {base.model} runs"
+             if est["measured"] else f"about {est['clips_per_s']:,.0f} clips/s, a guess: no {base.model} run has "
+             "finished here yet")  # fmt: skip
+    ahead = f" They start after the {est['ahead']} run(s) already queued or training." if est["ahead"] else ""
+    with st.container(border=True):
+        st.markdown(
+            f"**This queues {est['runs']} runs** of {base.model}: training fractions "
+            f"{', '.join(f'{100 * f:g} %' for f in fractions)} of {est['train_clips']:,} training clips, each once "
+            f"without augmentation and once with {plan['recipe']}; {base.epochs} epochs each, seed {base.seed}.\n\n"
+            f"Roughly **{ui.fmt_duration(est['seconds'])}** of training in all, one run after another ({speed}).{ahead}"
+        )  # fmt: skip
+        c1, c2 = st.columns(2)
+        go = c1.button(f"Queue these {est['runs']} runs", type="primary", icon=":material/play_arrow:",
+                       key="exp_confirm", width="stretch")  # fmt: skip
+        if c2.button("Change the settings", key="exp_discard", width="stretch"):
+            ss.pop(PLAN, None)
+            st.rerun()
+    if not go:
         return
-    if not fractions:
-        st.error("Choose at least one training fraction.")
-        return
-    if root is None:
-        st.error("Choose a dataset in the sidebar first.")
-        return
-    augment = RECIPE_AUGMENT if recipe == "recipe" else ui.augment_config().to_dict() if recipe == "lab" else recipe
-    overrides = {"data": str(root), "epochs": int(epochs), "seed": int(seed), "fraction_by": by}
-    if model == "cnn":
-        overrides["features"] = ui.feature_config().to_dict()
+    ss.pop(PLAN, None)
     try:
-        base = default_config(model, **overrides).validate()
-        bar = st.progress(0.0, text=f"Queueing {2 * len(fractions)} runs…")
+        bar = st.progress(0.0, text=f"Queueing {est['runs']} runs…")
         record = ui.launch_experiment(
-            base, fractions, augment, question="Can augmentation make up for less training data?",
+            base, fractions, plan["augment"], question="Can augmentation make up for less training data?",
             progress=lambda done, total: bar.progress(done / total, text=f"Queued {done} of {total} runs…"),
         )  # fmt: skip
     except (KwsError, OSError) as exc:

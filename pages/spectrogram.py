@@ -1,6 +1,7 @@
 """Spectrogram lab: move the STFT and Mel sliders and watch the clip's dB Mel spectrogram change.
 
-The settings chosen here are carried (``st.session_state["feature_config"]``) to the other pages.
+The settings chosen here are carried (``st.session_state["feature_config"]``) to the other pages;
+the widgets are :class:`dashboard.feature_editor.FeatureEditor`'s, the same as on the Train page.
 """
 
 from dataclasses import replace
@@ -8,77 +9,35 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, ui
+from dashboard import code_view, plots, ui
+from dashboard.feature_editor import FeatureEditor, describe
+from kwscore import snippets
+from kwscore.choices import RECIPE_NOTES, SAMPLE_RATES, rate_label
 from kwscore.errors import KwsError
 from kwscore.features import (
-    MIN_HOP_LENGTH,
-    MIN_WIN_LENGTH,
-    N_FFT_CHOICES,
-    N_MELS_RANGE,
-    TOP_DB_RANGE,
-    WINDOWS,
+    FEATURE_PRESETS,
+    PRESET_TITLES,
     FeatureConfig,
+    empty_bands_lesson,
     linear_spectrogram_db,
     mel_db,
     resampled_spectrogram,
 )
 
 ss = st.session_state
-#: FeatureConfig field -> widget key. Widgets are refilled from the carried config when missing.
-KEYS = {
-    "n_fft": "spec_n_fft",
-    "win_length": "spec_win",
-    "hop_length": "spec_hop",
-    "n_mels": "spec_n_mels",
-    "f_max": "spec_f_max",
-    "top_db": "spec_top_db",
-    "window": "spec_window",
-}
-F_MAX_STEP = 100
+PINNED = "spec_pinned"  #: settings the student pinned as "yours" for Default vs yours
+EDITOR = FeatureEditor("spec")
 
 
-def widget_values(c: FeatureConfig) -> dict[str, object]:
-    """A config as the widgets hold it (whole Hz, whole dB)."""
-    return {
-        "n_fft": c.n_fft,
-        "win_length": c.win_length,
-        "hop_length": c.hop_length,
-        "n_mels": c.n_mels,
-        "f_max": int(round(c.f_max_hz)),
-        "top_db": int(round(c.top_db if c.top_db is not None else TOP_DB_RANGE[1])),
-        "window": c.window,
-    }
-
-
-def from_widgets(base: FeatureConfig) -> FeatureConfig:
-    """``base`` with every setting the widgets hold."""
-    cast = {"f_max": float, "top_db": float, "window": str}
-    return replace(base, **{name: cast.get(name, int)(ss[key]) for name, key in KEYS.items()})
-
-
-def reset() -> None:
-    ui.set_feature_config(FeatureConfig())
-    for name, value in widget_values(FeatureConfig()).items():
-        ss[KEYS[name]] = value
-
-
-def slider(label: str, key: str, lo: int, hi: int, step: int, help: str) -> None:
-    """An int slider, or a line of text when only one value fits (a slider needs lo < hi)."""
-    if lo >= hi:
-        ss[key] = lo  # not drawn this run: refilled from the carried config next time
-        st.markdown(f"{label}  \n:gray[only {lo} fits the other settings]")
-        return
-    # Always (re)write the value: when lo/hi move, Streamlit sees a new widget, which would
-    # otherwise start again at its default (lo) instead of the value the student chose.
-    ss[key] = min(max(int(ss[key]), lo), hi)
-    st.slider(label, min_value=lo, max_value=hi, step=step, key=key, help=help)
+def pin(config: FeatureConfig) -> None:
+    ss[PINNED] = config.to_dict()
 
 
 st.title("Spectrogram lab")
 st.caption(
-    "A keyword-spotting CNN never sees samples: it sees a small picture, *Mel bands × frames*. Move "
-    "the sliders and watch how the window, the hop, the FFT size and the Mel bands shape that picture. "
-    "Your settings travel to the Augmentation lab and the Train page."
+    "A keyword-spotting CNN never sees samples: it sees a small picture, *Mel bands × frames*. Start from "
+    "torchaudio's defaults, move the sliders and watch how the window, the hop, the FFT size and the Mel "
+    "bands shape that picture. Your settings travel to the Augmentation lab and the Train page."
 )
 
 clip = ui.clip_picker("spec")
@@ -89,77 +48,14 @@ waveform, _ = loaded
 n_samples = waveform.shape[-1]
 
 # -- settings: read, repair, then draw the widgets ---------------------------------------------
-saved = ui.feature_config()
-for name, value in widget_values(saved).items():
-    if KEYS[name] not in ss:
-        ss[KEYS[name]] = value
 free = ss.get("spec_free", ss.get(ui.KEPT_KEY, {}).get("spec_free", False))
-candidate = from_widgets(saved)
-config, notes = (candidate, []) if free else ui.fit_feature_config(candidate)
-problems = list(ui.problems(config))
-for name, value in widget_values(config).items():
-    if ss[KEYS[name]] != value:
-        ss[KEYS[name]] = value
-
-if free or problems:  # full ranges: every combination can be tried, the mistakes are explained
-    win_hi, hop_hi, mels_hi, fmax_lo = N_FFT_CHOICES[-1], N_FFT_CHOICES[-1], N_MELS_RANGE[1], 500
-else:
-    r = ui.slider_ranges(config)
-    win_hi, hop_hi, mels_hi = r.win_length[1], r.hop_length[1], r.n_mels[1]
-    fmax_lo = -(-int(r.f_max[0]) // F_MAX_STEP) * F_MAX_STEP  # round up: still no empty band
-ms = 1000.0 / config.sample_rate
+state = EDITOR.read(free=free)
+notes = state.notes
 
 left, right = st.columns([1, 2.6], gap="medium")
 with left.container(border=True):
     st.markdown("**Front-end settings**")
-    st.select_slider(
-        f"n_fft: {config.n_fft}-point FFT → {config.n_freqs} bins",
-        options=N_FFT_CHOICES,
-        key=KEYS["n_fft"],
-        help="Points per FFT. Powers of two are fastest. The window is zero-padded up to n_fft.",
-    )
-    slider(
-        f"win_length: {config.win_length * ms:g} ms window",
-        KEYS["win_length"],
-        MIN_WIN_LENGTH,
-        win_hi,
-        16,
-        "Samples per analysis window (at most n_fft). Long windows resolve pitch harmonics; short ones "
-        "follow fast changes.",
-    )
-    slider(
-        f"hop_length: {config.hop_length * ms:g} ms hop",
-        KEYS["hop_length"],
-        MIN_HOP_LENGTH,
-        hop_hi,
-        16,
-        "Samples from one window to the next (at most the window, so no audio is skipped).",
-    )
-    slider(
-        f"n_mels: {config.n_mels} Mel bands",
-        KEYS["n_mels"],
-        N_MELS_RANGE[0],
-        mels_hi,
-        1,
-        "Rows of the picture. Too many for a small n_fft and some bands catch no FFT bin at all.",
-    )
-    slider(
-        f"f_max: Mel scale up to {plots.hz_label(config.f_max_hz)}",
-        KEYS["f_max"],
-        fmax_lo,
-        int(config.nyquist),
-        F_MAX_STEP,
-        "Top of the Mel scale. 8 kHz is the Nyquist frequency of 16 kHz audio.",
-    )
-    slider(
-        f"top_db: keep {config.top_db:g} dB below the peak",
-        KEYS["top_db"],
-        int(TOP_DB_RANGE[0]),
-        int(TOP_DB_RANGE[1]),
-        5,
-        "Everything quieter than the loudest value minus top_db is floored there.",
-    )
-    st.radio("Window function", list(WINDOWS), key=KEYS["window"], horizontal=True)
+    config = EDITOR.draw(state)
     ui.kept(
         st.toggle,
         "Let me try invalid settings",
@@ -167,13 +63,11 @@ with left.container(border=True):
         default=False,
         help="Full slider ranges, no automatic repairs: see the error each mistake gives.",
     )
-    st.button("Reset to the defaults", on_click=reset, width="stretch")
 
-config = from_widgets(config)  # what the widgets hold now (a slider may have nudged a value into range)
 problems = list(ui.problems(config))
-if not problems:
-    ui.set_feature_config(config)  # carried to the other pages (only valid settings are)
+lesson = None if problems else empty_bands_lesson(config)
 display = replace(config, normalize=False)  # the picture shows dB; the model then normalises per clip
+ms = 1000.0 / config.sample_rate
 try:
     numbers = ui.teaching(config)  # works with empty Mel bands too (it counts them)
 except KwsError:
@@ -189,6 +83,8 @@ with right:
             icon=":material/block:",
         )
     else:
+        if lesson:
+            st.info(f"**Lesson:** {lesson}", icon=":material/school:")
         spec = mel_db(waveform, display)
         frames = spec.shape[-1]
         fig = plots.mel_spectrogram(
@@ -253,8 +149,6 @@ if numbers is not None:
             f"rounded to {n.pow2_nearest} samples ({n.pow2_nearest_ms:g} ms) on small devices, and n_fft "
             "to the next power of two above the window."
         )
-        if n.empty_mel_bands:
-            st.warning(f"{n.empty_mel_bands} of the {config.n_mels} Mel bands catch no FFT bin.")
         with st.expander(f"All {len(centres)} Mel band centres"):
             st.dataframe(
                 pd.DataFrame({"band": range(len(centres)), "centre (Hz)": [round(c, 1) for c in centres]}),
@@ -268,20 +162,33 @@ if problems:
 # -- side views, only the open one is computed -------------------------------------------------
 st.subheader("Look closer")
 views = st.tabs(
-    ["Default vs yours", "Mel filterbank", "Linear STFT vs Mel", "16 kHz → 8 kHz (what M5 hears)"],
+    ["Default vs yours", "Mel filterbank", "Linear STFT vs Mel", "Sample rate: what M5 hears"],
     key="spec_view",
     on_change="rerun",
 )
-default = replace(FeatureConfig(), normalize=False)
 try:
     with views[0]:
         if views[0].open:
+            choices = list(FEATURE_PRESETS) + (["pinned"] if ss.get(PINNED) else [])
+            pinned = FeatureConfig.from_dict(ss[PINNED]) if ss.get(PINNED) else None
+            names = {**PRESET_TITLES, "pinned": f"yours, pinned: {describe(pinned)}" if pinned else ""}
+            c1, c2 = st.columns([2.2, 1], vertical_alignment="bottom")
+            against = ui.kept(c1.selectbox, "Compare with", key="spec_compare", default="torchaudio",
+                              options=choices, format_func=names.get,
+                              help="What “default” means: torchaudio's MelSpectrogram() with no arguments, the "
+                              "lab's classic 40-band KWS front end, or settings you pinned.")  # fmt: skip
+            c2.button("Pin my settings", on_click=pin, args=(config,), icon=":material/push_pin:", width="stretch",
+                      help="Keep the current settings as “yours, pinned”, to compare later settings with.")  # fmt: skip
+            base = pinned if against == "pinned" else FEATURE_PRESETS[against]
+            default = replace(base, normalize=False)
             a, b = st.columns(2)
             d_spec = mel_db(waveform, default)
+            short = {"torchaudio": "torchaudio's defaults", "classic": "Classic 40-band", "pinned": "Pinned"}[against]
             a.plotly_chart(
                 plots.mel_spectrogram(
-                    d_spec, default, title=f"Default: {default.n_mels} × {d_spec.shape[-1]} "
-                    f"(30 ms window, 10 ms hop, n_fft 512)", zrange=plots.z_range(d_spec, top_db=default.top_db),
+                    d_spec, default, title=f"{short}: {default.n_mels} × {d_spec.shape[-1]} "
+                    f"({default.win_length * ms:g} ms window, {default.hop_length * ms:g} ms hop, n_fft {default.n_fft})",
+                    zrange=plots.z_range(d_spec, top_db=default.top_db),
                 ),
                 key="spec_default",
             )  # fmt: skip
@@ -294,11 +201,12 @@ try:
                 key="spec_yours",
             )  # fmt: skip
             changed = [
-                f"{k} {getattr(default, k)} → {getattr(config, k)}"
-                for k in ("n_fft", "win_length", "hop_length", "n_mels", "f_max", "top_db", "window")
-                if getattr(default, k) != getattr(config, k)
+                f"{k} {getattr(base, k)} → {getattr(config, k)}"
+                for k in ("n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max", "top_db", "window")
+                if getattr(base, k) != getattr(config, k)
             ]
-            st.caption("Changed: " + "; ".join(changed) if changed else "Your settings are the defaults.")
+            st.caption(f"Changed from {short.lower() if against != 'torchaudio' else short}: " + "; ".join(changed)
+                       if changed else f"Your settings are {short.lower() if against != 'torchaudio' else short}.")  # fmt: skip
     with views[1]:
         if views[1].open:
             st.plotly_chart(plots.filterbank(config), key="spec_filterbank")
@@ -332,7 +240,11 @@ try:
             )
     with views[3]:
         if views[3].open:
-            low, spec8, cfg8 = resampled_spectrogram(waveform, display, 8000, kind="linear")
+            rate = ui.kept(st.segmented_control, "Resample the clip to", key="spec_rate", default=8000,
+                           options=list(SAMPLE_RATES), format_func=rate_label, required=True,
+                           help="Every rate a raw-waveform model can listen at: listen to what each one keeps.")  # fmt: skip
+            rate = int(rate or 8000)
+            low, spec_low, cfg_low = resampled_spectrogram(waveform, display, rate, kind="linear")
             lin16 = linear_spectrogram_db(waveform, display)
             a, b = st.columns(2)
             with a:
@@ -347,18 +259,29 @@ try:
             with b:
                 st.plotly_chart(
                     plots.linear_spectrogram(
-                        spec8, cfg8, title=f"8 kHz: [1, {low.shape[-1]}] samples, 0 – 4 kHz",
-                        zrange=plots.z_range(spec8, top_db=config.top_db), y_max=display.nyquist,
+                        spec_low, cfg_low, title=f"{rate_label(rate)}: [1, {low.shape[-1]}] samples, "
+                        f"0 – {rate_label(rate / 2)}",
+                        zrange=plots.z_range(spec_low, top_db=config.top_db), y_max=display.nyquist,
                     ),
-                    key="spec_8k",
+                    key="spec_resampled",
                 )  # fmt: skip
-                ui.play(low, 8000)
+                ui.play(low, rate)
+            kept_band = {4000: "only up to 2 kHz: the vowels survive, “s”, “f”, “t” and most of “k” are gone — "
+                         "words get hard to tell apart",
+                         8000: "up to 4 kHz: the word is still clear, the hiss of “s” and “f” is gone",
+                         11025: "up to 5.5 kHz: most of the consonants' energy stays",
+                         16000: "everything the clip has, up to 8 kHz"}.get(rate, "")  # fmt: skip
             st.caption(
-                "M5 listens to the raw waveform at 8 kHz: half the samples, so a 2× cheaper network. "
-                "Resampling first removes everything above 4 kHz (the new Nyquist frequency), or it "
-                "would fold back as aliasing. Listen: the word is still clear, the hiss of “s” and "
-                f"“f” is gone. Same {cfg8.win_length * 1000 / 8000:g} ms window = {cfg8.win_length} "
-                f"samples at 8 kHz, hop {cfg8.hop_length}, n_fft {cfg8.n_fft}."
+                f"Resampling to {rate_label(rate)} keeps {kept_band}: everything above {rate_label(rate / 2)} (the "
+                "new Nyquist frequency) is filtered out first, or it would fold back as aliasing. Same "
+                f"{cfg_low.win_length * 1000 / rate:.3g} ms window = {cfg_low.win_length} samples at "
+                f"{rate_label(rate)}, hop {cfg_low.hop_length}, n_fft {cfg_low.n_fft}."
+            )
+            st.markdown(
+                f"**Which rate does M5 hear?** The PyTorch tutorial's M5 listens at **8 kHz**. "
+                f"{RECIPE_NOTES['m5tutorial']}  \n**The tuned M5 recipe listens at 16 kHz**: {RECIPE_NOTES['m5'][7:]}"
             )
 except KwsError as exc:
     st.error(str(exc))
+
+code_view.show(snippets.spectrogram_code(config, clip.path, n_samples), key="spec_code")

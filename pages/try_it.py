@@ -1,7 +1,7 @@
 """Try it: speak into a trained model, or upload a recording, and see what it hears.
 
 A clip up to 1.5 s is classified once: its waveform, the picture the model's front end makes of it,
-and the probability of every word. A longer recording (up to 60 s) is scanned with a sliding 1-s
+and the probability of every word. A longer recording (any length) is scanned with a sliding 1-s
 window (streaming detection, :mod:`kwscore.streaming`). Logic lives in ``dashboard/ui_try.py``.
 """
 
@@ -25,7 +25,7 @@ DEFAULTS = StreamConfig()
 st.title("Try it")
 st.caption(
     "Say a word into a model you trained, or upload a recording. A clip of up to "
-    f"{CLIP_MAX_SECONDS:g} s is classified once; a longer one (up to {MAX_SECONDS:.0f} s) is scanned "
+    f"{CLIP_MAX_SECONDS:g} s is classified once; a longer one, of any length, is scanned "
     "one second at a time, the way a phone listens for its wake word."
 )
 
@@ -80,8 +80,8 @@ def pick_input() -> tuple[bytes | None, str | None, list | None]:
     source = source or "upload"
     if source == "upload":
         upload = st.file_uploader(
-            f"A WAV, FLAC or OGG file: any sample rate, mono or stereo, up to {MAX_SECONDS:.0f} s",
-            type=["wav", "flac", "ogg"], key="try_upload",
+            f"A WAV, FLAC or OGG file: any sample rate, mono or stereo, any length (up to "
+            f"{ui_try.upload_limit() // 2**20} MB)", type=["wav", "flac", "ogg"], key="try_upload",
         )  # fmt: skip
         return (upload.getvalue(), upload.name, None) if upload is not None else (None, None, None)
     if source == "mic":

@@ -202,3 +202,113 @@ def test_trained_cnn_finds_words_in_noise(cnn_run, embedded_data_dir, noise):
     assert score["hits"] == score["words"], score
     assert len(score["false_alarms"]) <= 1, score
     assert max(abs(e) for e in score["start_errors"]) <= 0.25
+
+
+# ------------------------------------------------------------------------------------------------
+# any length: pieces, blocks, constant memory, and paths that are not audio files
+# ------------------------------------------------------------------------------------------------
+
+
+def test_pieces_of_any_size_give_the_whole_recording_result():
+    """The scanner keeps its state between pieces: windows, probabilities, levels and detections of a
+    recording fed in odd-sized pieces are exactly those of the recording fed whole."""
+    from kwscore.streaming import detect_stream
+
+    gen = torch.Generator().manual_seed(5)
+    clips = [("low" if i % 2 else "high", f"t{i}", tone(400 if i % 2 else 2000)) for i in range(5)]
+    comp = compose(clips, torch.randn(1, 3 * SR, generator=gen), 14.3, noise_db=-20, seed=2)
+    whole = detect(comp.waveform, SR, tone_classifier, ["high", "low"])
+    x, cuts, i = comp.waveform[0], [], 0
+    rng = random.Random(0)
+    while i < x.numel():
+        cuts.append(x[i : i + rng.randint(1, 40000)])
+        i += cuts[-1].numel()
+    seen = []
+    parts = detect_stream(iter(cuts), SR, tone_classifier, ["high", "low"], progress=seen.append)
+    assert torch.equal(parts.probs, whole.probs) and torch.equal(parts.times, whole.times)
+    assert torch.equal(parts.frame_db, whole.frame_db) and torch.equal(parts.active, whole.active)
+    assert parts.detections == whole.detections and len(whole.detections) == 5
+    assert seen[-1] == pytest.approx(14.3) and seen == sorted(seen)
+
+
+def write_audio(path, x: torch.Tensor, sr: int, **kw) -> None:
+    import soundfile as sf
+
+    sf.write(path, x.T.numpy(), sr, **kw)
+
+
+@pytest.mark.parametrize("rate", [44100, 22050, 8000, 16000])
+def test_blocks_join_into_the_whole_file_resampled(tmp_path, rate):
+    """Blocks resampled with a little context on either side equal the whole file resampled at once."""
+    from kwscore import audio
+    from kwscore.inference import to_model_input
+    from kwscore.longaudio import open_recording
+
+    gen = torch.Generator().manual_seed(rate)
+    x = (0.2 * torch.randn(2, round(5.37 * rate), generator=gen)).clamp(-1, 1)
+    path = tmp_path / "noise.wav"
+    write_audio(path, x, rate, subtype="FLOAT")
+    rec = open_recording(path)
+    assert (rec.sample_rate, rec.channels, rec.frames) == (rate, 2, x.shape[1])
+    joined = torch.cat(list(rec.blocks(seconds=0.7)), dim=1)
+    whole = to_model_input(audio.load(path)[0], rate)[0]
+    assert joined.shape == whole.shape
+    assert torch.allclose(joined, whole, atol=1e-5), float((joined - whole).abs().max())
+    assert "stereo" in rec.describe()
+
+
+def test_a_minute_in_blocks_equals_the_whole_minute(cnn_run, embedded_data_dir, tmp_path):
+    """A 60-s recording at 44.1 kHz stereo, read and scored in 10-s blocks, gives the detections of
+    the same file decoded, converted and scored whole."""
+    from kwscore import audio
+    from kwscore.inference import Predictor, to_model_input
+    from kwscore.longaudio import detect_recording, open_recording
+    from kwscore.streaming import compose_from_dataset
+
+    predictor = Predictor.from_run(cnn_run)
+    comp = compose_from_dataset(embedded_data_dir / "synthetic", predictor.labels, 60.0, noise_db=-25, seed=4)
+    path = tmp_path / "minute.flac"
+    write_audio(path, audio.resample(comp.waveform, SR, 44100).repeat(2, 1).clamp(-1, 1), 44100)
+    stages = set()
+    rec = open_recording(path, progress=lambda stage, done, total: stages.add(stage))
+    blocked = detect_recording(rec, predictor, progress=lambda stage, done, total: stages.add(stage))
+    wave, sr = audio.load(path)
+    whole = predictor.detect(to_model_input(wave, sr)[0])
+    assert stages == {"checking", "listening"} and rec.duration == pytest.approx(60.0, abs=1e-3)
+    assert len(whole.detections) >= 10, whole.detections
+    assert [d.word for d in blocked.detections] == [d.word for d in whole.detections]
+    for a, b in zip(blocked.detections, whole.detections, strict=True):
+        assert abs(a.start - b.start) < 1e-6 and abs(a.score - b.score) < 1e-3
+    assert torch.allclose(blocked.probs, whole.probs, atol=1e-3)
+
+
+def fake_run(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    return run
+
+
+@pytest.mark.timeout(60)
+def test_paths_that_are_not_audio_files_get_a_message_at_once(tmp_path, capsys):
+    """A FIFO (no writer: reading would wait for ever), /dev/zero (never ends), a folder and a 1-GB
+    sparse file are refused before anything is read: one line, exit code 2, within a second or two."""
+    import os
+    import time
+
+    from kwscore.cli import main
+
+    run = fake_run(tmp_path)
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    sparse = tmp_path / "sparse.wav"
+    with open(sparse, "wb") as f:
+        f.truncate(2**30)
+    cases = {fifo: "pipe (FIFO)", "/dev/zero": "a device", tmp_path: "a folder", sparse: "not an audio file",
+             tmp_path / "missing.wav": "Cannot read"}  # fmt: skip
+    for path, phrase in cases.items():
+        tic = time.perf_counter()
+        assert main(["detect", str(run), str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert phrase in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+        assert time.perf_counter() - tic < 5.0, (path, time.perf_counter() - tic)

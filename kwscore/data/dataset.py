@@ -22,8 +22,16 @@ from torch.utils.data import Dataset
 from torchaudio.datasets import SPEECHCOMMANDS
 
 from kwscore import audio
-from kwscore.data.layout import dataset_folder, dataset_root, word_folders
-from kwscore.data.words import ALL_WORDS, COMMANDS
+from kwscore.data.layout import (
+    FILENAME_RE,
+    LIST_FILES,
+    SplitLists,
+    dataset_folder,
+    dataset_root,
+    read_split_lists,
+    word_folders,
+)
+from kwscore.data.words import ALL_WORDS, COMMANDS, TASK_12_WORDS
 from kwscore.errors import KwsError
 
 SAMPLE_RATE = 16_000
@@ -34,12 +42,15 @@ Item = tuple[torch.Tensor, int, str, str, int]
 def resolve_commands(commands: str | int | Sequence[str], available: Sequence[str]) -> list[str]:
     """Turn a commands choice into the sorted list of class labels.
 
-    ``"8"``/``8``: the 8 default commands; ``"35"``/``35``: all Speech Commands words;
+    ``"8"``/``8``: the 8 default commands; ``"12"``: the 10 words of the standard task (training adds
+    ``_unknown_`` and ``_silence_``, :mod:`kwscore.labels`); ``"35"``/``35``: all Speech Commands words;
     ``"all"``: every word folder of this dataset (also your own new words); or a list of words.
     """
     choice = str(commands) if isinstance(commands, int | str) else None
     if choice in ("8", "commands"):
         words = list(COMMANDS)
+    elif choice == "12":
+        words = list(TASK_12_WORDS)
     elif choice == "35":
         words = list(ALL_WORDS)
     elif choice == "all":
@@ -116,15 +127,42 @@ def check_layout(root: str | os.PathLike) -> Path:
 
 
 def _walk(root: Path, subset: str | None) -> list[tuple[str, int, str, str, int]]:
-    """torchaudio's walker over one dataset: (absolute path, rate, label, speaker, utterance) per clip."""
-    try:
-        sc = SPEECHCOMMANDS(root, download=False, subset=subset)
-    except FileNotFoundError as exc:
+    """torchaudio's walker over one dataset: (absolute path, rate, label, speaker, utterance) per clip.
+
+    torchaudio finds the clips; the split lists are read and checked here (:func:`read_split_lists`),
+    so that a blank line, ``../../etc/passwd``, an absolute path or a missing file is reported once,
+    when the dataset is opened, and left out — not met as a decoding error after training.
+    """
+    lists = read_split_lists(root)
+    report_list_problems(root, lists)
+    if subset in LIST_FILES and LIST_FILES[subset] in lists.missing:
         raise KwsError(
-            f"The dataset at {root} has no {Path(exc.filename).name}, so it has no official "
+            f"The dataset at {root} has no usable {LIST_FILES[subset]}, so it has no official "
             f"{subset} split. Add validation_list.txt and testing_list.txt to {dataset_folder(root)}."
-        ) from exc
+        )
+    sc = SPEECHCOMMANDS(root, download=False, subset=None)  # every <word>/*_nohash_*.wav
+    clips = {"/".join(Path(w).parts[-2:]): w for w in sc._walker if FILENAME_RE.match(os.path.basename(w))}
+    if subset is None:
+        chosen = list(clips)
+    elif subset == "training":
+        held_out = {*lists.validation, *lists.testing}
+        chosen = [c for c in clips if c not in held_out]
+    else:
+        chosen = [c for c in getattr(lists, subset) if c in clips]
+    sc._walker = [clips[c] for c in chosen]
     return [(os.path.join(sc._archive, m[0]), *m[1:]) for m in map(sc.get_metadata, range(len(sc)))]
+
+
+_reported: set[tuple[str, str]] = set()
+
+
+def report_list_problems(root: str | os.PathLike, lists: SplitLists) -> None:
+    """Warn about the bad lines of a dataset's split lists, once per process and dataset."""
+    for problem in lists.problems:
+        key = (str(dataset_folder(root)), problem)
+        if key not in _reported:
+            _reported.add(key)
+            warnings.warn(f"{dataset_folder(root)}: {problem}", stacklevel=4)
 
 
 class SpeechCommands(Dataset):
@@ -188,12 +226,14 @@ class SpeechCommands(Dataset):
         return path, self.sample_rate, label, speaker, utt
 
     def decode(self, n: int) -> torch.Tensor | None:
-        """Decode clip n to mono [1, time] at :attr:`sample_rate`; None (and a warning) if corrupt."""
+        """Decode clip n to mono [1, time] at :attr:`sample_rate`; None (and a warning naming the
+        file) if it is missing, unreadable, empty or holds NaN/infinite samples."""
         path = self.path(n)
-        try:
+        try:  # audio.load refuses NaN/infinite samples, odd rates, pipes and devices
             waveform, sr = audio.load(path)
         except KwsError as exc:
-            self._warn(str(path), f"skipping corrupt clip: {exc}")
+            missing = isinstance(exc.__cause__, FileNotFoundError)
+            self._warn(str(path), f"skipping {'missing' if missing else 'corrupt'} clip: {exc}")
             return None
         if waveform.numel() == 0:
             self._warn(str(path), f"skipping empty clip {path}")
@@ -247,7 +287,7 @@ class SpeechCommands(Dataset):
 
     def select(self, indices: Sequence[int]) -> SpeechCommands:
         """A view of this dataset with only the clips at ``indices`` (shares the cache)."""
-        view = object.__new__(SpeechCommands)
+        view = object.__new__(type(self))
         view.__dict__.update(self.__dict__)
         view._meta = [self._meta[i] for i in indices]
         view._cache = None if self._cache is None else {}

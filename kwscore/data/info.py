@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
+from kwscore import audio
 from kwscore.data.dataset import check_layout
-from kwscore.data.layout import FILENAME_RE, dataset_root, noise_files, word_folders
+from kwscore.data.layout import FILENAME_RE, dataset_root, noise_files, read_split_lists, word_folders
 from kwscore.data.synth import read_manifest
+from kwscore.errors import KwsError
 
 SPLITS = ("training", "validation", "testing")
 
@@ -33,6 +34,8 @@ class DatasetInfo:
     sample_rates: Counter = field(default_factory=Counter)
     noises: list[str] = field(default_factory=list)
     has_split_lists: bool = True
+    list_problems: list[str] = field(default_factory=list)  #: bad lines of the split lists, in words
+    unreadable: list[str] = field(default_factory=list)  #: clip ids whose header cannot be read
 
     def total(self, split: str | None = None) -> int:
         splits = [split] if split else SPLITS
@@ -65,6 +68,12 @@ class DatasetInfo:
         lines.append(f"Background noises: {', '.join(self.noises) or 'none'}")
         if not self.has_split_lists:
             lines.append("Split lists: missing (validation_list.txt / testing_list.txt): all clips count as training")
+        for problem in self.list_problems:
+            lines.append(f"WARNING: split list: {problem}")
+        if self.unreadable:
+            more = f" and {len(self.unreadable) - 3} more" if len(self.unreadable) > 3 else ""
+            lines.append(f"WARNING: {len(self.unreadable)} clip(s) cannot be read and will be skipped: "
+                         f"{', '.join(self.unreadable[:3])}{more}")  # fmt: skip
         overlap = self.overlapping_speakers()
         if overlap:
             for pair, ids in overlap.items():
@@ -72,10 +81,6 @@ class DatasetInfo:
         else:
             lines.append("Splits are speaker-disjoint: OK")
         return "\n".join(lines)
-
-
-def _read_list(path: Path) -> set[str]:
-    return {line.strip() for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
 
 
 def dataset_name(root: str | os.PathLike) -> str:
@@ -90,9 +95,11 @@ def dataset_name(root: str | os.PathLike) -> str:
 def dataset_info(root: str | os.PathLike, with_durations: bool = True) -> DatasetInfo:
     """Scan a dataset: counts per split and word, speakers per split, clip durations."""
     folder = check_layout(root)
-    val, test = _read_list(folder / "validation_list.txt"), _read_list(folder / "testing_list.txt")
+    lists = read_split_lists(root)
+    val, test = set(lists.validation), set(lists.testing)
     info = DatasetInfo(root=dataset_root(root), name=dataset_name(root), words=word_folders(root))
-    info.has_split_lists = (folder / "validation_list.txt").exists() and (folder / "testing_list.txt").exists()
+    info.has_split_lists = not lists.missing
+    info.list_problems = lists.problems
     info.clips = {s: Counter() for s in SPLITS}
     info.speakers = defaultdict(set)
     for word in info.words:
@@ -106,11 +113,12 @@ def dataset_info(root: str | os.PathLike, with_durations: bool = True) -> Datase
             info.speakers[split].add(m["speaker"])
             if with_durations:
                 try:
-                    meta = sf.info(str(path))
-                except (sf.LibsndfileError, RuntimeError):
-                    continue  # corrupt clip: the loader skips it with a warning
-                info.durations.append(meta.frames / meta.samplerate)
-                info.sample_rates[meta.samplerate] += 1
+                    frames, sample_rate = audio.header(path)
+                except KwsError:
+                    info.unreadable.append(rel)  # the loader skips it with a warning
+                    continue
+                info.durations.append(frames / sample_rate)
+                info.sample_rates[sample_rate] += 1
     info.speakers = {s: info.speakers[s] for s in SPLITS}
     info.noises = [p.name for p in noise_files(root)]
     return info

@@ -11,5 +11,9 @@ ALL_WORDS: tuple[str, ...] = (
 #: The 8 default commands of the lab.
 COMMANDS: tuple[str, ...] = ("up", "down", "left", "right", "stop", "go", "yes", "no")
 
+#: The 10 words of the standard Speech Commands task; with ``_unknown_`` and ``_silence_``
+#: (:mod:`kwscore.labels`) they make the 12 classes published results use (``--commands 12``).
+TASK_12_WORDS: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+
 #: Folder names in the layout that are not words.
 NOISE_FOLDER = "_background_noise_"
