@@ -102,13 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from kwscore import jobs
-    from kwscore.data.synth import SynthParams, generate
+    from kwscore.data.synth import default_params, generate
     from kwscore.runner import default_config
 
     with tempfile.TemporaryDirectory() as tmp:
         data, runs = Path(tmp) / "data", Path(tmp) / "runs"
         runs.mkdir(parents=True)
-        generate(data / "synthetic", SynthParams())
+        generate(data / "synthetic", default_params())
         server = Server(data, runs)
         try:
             single, single_err, _ = asyncio.run(round_of(server.url, 1, args.moves * 2))

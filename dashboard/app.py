@@ -16,6 +16,8 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from dashboard import ui  # noqa: E402
+from kwscore import pretrained  # noqa: E402
+from kwscore.errors import KwsError  # noqa: E402
 
 # Pages do per-clip work (one spectrogram, one augmentation): one thread is fastest on these 2-core
 # machines, where a training job keeps the other core busy (with 2 threads every small op waits ~8 ms).
@@ -23,6 +25,12 @@ torch.set_num_threads(1)
 
 st.set_page_config(page_title="KWS Studio", page_icon="🎙️", layout="wide")
 ui.ensure_embedded_dataset()
+if not st.session_state.get("_ready_model_ok"):  # the shipped ready model joins the runs once: Try it works at once
+    try:
+        pretrained.install()
+    except KwsError as exc:
+        st.warning(str(exc), icon=":material/warning:")
+    st.session_state["_ready_model_ok"] = True
 ui.sidebar_dataset_picker()
-navigation = st.navigation(ui.navigation_pages())
+navigation = st.navigation([*ui.navigation_pages(), st.Page(ui.PAGES_DIR / "live.py", title="Live", icon=":material/hearing:", url_path="live")])
 navigation.run()

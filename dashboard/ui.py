@@ -24,8 +24,8 @@ from kwscore.augment import preset as augment_preset
 from kwscore.data.catalog import DatasetEntry, known_datasets
 from kwscore.data.dataset import SAMPLE_RATE, check_layout
 from kwscore.data.info import SPLITS, DatasetInfo, dataset_info
-from kwscore.data.layout import FILENAME_RE, dataset_folder, noise_files, word_folders
-from kwscore.data.synth import SynthParams, generate, is_complete
+from kwscore.data.layout import FILENAME_RE, dataset_folder, noise_files, read_split_lists, word_folders
+from kwscore.data.synth import default_params, generate, is_complete
 from kwscore.data.words import NOISE_FOLDER
 from kwscore.errors import KwsError
 from kwscore.features import (
@@ -44,6 +44,7 @@ SHARED_REAL = REPO.parent / "shared" / "data" / "speech-commands-real"
 #: (file in pages/, title, icon). A page appears in the navigation once its file exists.
 PAGES = [
     ("home.py", "Home", ":material/home:"),
+    ("worksheet.py", "Lab worksheet", ":material/assignment:"),
     ("explore.py", "Explore", ":material/library_music:"),
     ("spectrogram.py", "Spectrogram lab", ":material/graphic_eq:"),
     ("augmentation.py", "Augmentation lab", ":material/tune:"),
@@ -69,12 +70,14 @@ def ensure_embedded_dataset() -> None:
     if st.session_state.get("_embedded_ok"):
         return
     root = paths.synth_root()
-    if not is_complete(root, SynthParams()):
+    params = default_params()
+    if not is_complete(root, params):
         box = st.empty()
         with box.container():
             st.info(
-                "First start: KWS Studio is synthesising its embedded dataset — every Speech Commands "
-                "word spoken by 40 synthetic voices. This takes about 10 seconds and happens once."
+                f"First start: KWS Studio is synthesising its embedded dataset — every Speech Commands "
+                f"word and a few sound-alikes, spoken by {params.speakers} synthetic voices in simulated "
+                "rooms and microphones. This takes about half a minute and happens once."
             )
             bar = st.progress(0.0, text="Starting espeak-ng…")
 
@@ -82,7 +85,7 @@ def ensure_embedded_dataset() -> None:
                 bar.progress(min(done / total, 1.0), text=f"{done}/{total} clips — {message}")
 
             try:
-                generate(root, SynthParams(), progress=progress)
+                generate(root, params, progress=progress)
             except KwsError as exc:
                 st.error(f"Could not create the embedded dataset: {exc}")
                 st.stop()
@@ -309,14 +312,11 @@ class ClipIndex:
         return self.clip(row.clip_id)
 
 
-def _read_list(path: Path) -> set[str]:
-    return {line.strip() for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
-
-
 @st.cache_resource(show_spinner="Listing the clips…", max_entries=8)
 def _cached_clip_index(root: str, stamp: float) -> ClipIndex:
     folder = dataset_folder(root)
-    val, test = _read_list(folder / "validation_list.txt"), _read_list(folder / "testing_list.txt")
+    lists = read_split_lists(root)  # checked: a non-UTF-8 or hostile line is left out, never a traceback
+    val, test = set(lists.validation), set(lists.testing)
     rows = []
     tree: dict[str, dict[str, dict[str, list[int]]]] = {s: {} for s in SPLITS}
     for word in word_folders(root):
@@ -585,13 +585,9 @@ def short_id(run_id: str) -> str:
 
 def augment_name(augment: Any) -> str:
     """A run config's ``augment`` in a word: ``none`` / a preset name / the recipe's name."""
-    if isinstance(augment, str):
-        return augment
-    if isinstance(augment, dict):
-        if not augment.get("steps") and not augment.get("spec_augment"):
-            return "none"
-        return str(augment.get("name") or "custom")
-    return "?"
+    from kwscore.runlabels import augment_text
+
+    return augment_text(augment)
 
 
 def augment_on(config: dict | None) -> bool:
@@ -607,9 +603,21 @@ def fraction_text(config: dict | None) -> str:
 
 
 def run_label(info) -> str:
-    """A short legend label: ``m5 · 25 % · aug recipe · ae027b``."""
+    """One run's label: its name, else ``m5 @ 16 kHz · 25 % · aug recipe · ae027b``."""
+    from kwscore.runlabels import settings
+
     config = info.config or {}
-    return f"{info.model or '?'} · {fraction_text(config)} · aug {augment_name(config.get('augment', 'none'))} · {short_id(info.run_id)}"
+    if str(config.get("name") or "").strip():
+        return f"{config['name'].strip()} · {short_id(info.run_id)}"
+    rate = f" @ {settings(config)['rate']}" if config else ""
+    return f"{info.model or '?'}{rate} · {fraction_text(config)} · aug {augment_name(config.get('augment', 'none'))} · {short_id(info.run_id)}"
+
+
+def compare_labels(infos: list) -> list[str]:
+    """Labels for runs shown together, from their names or the settings that differ between them."""
+    from kwscore.runlabels import compare_labels as labels
+
+    return labels([i.config for i in infos], [i.run_id for i in infos])
 
 
 def fmt_duration(seconds: float | None, compact: bool = False) -> str:

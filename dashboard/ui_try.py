@@ -21,6 +21,7 @@ from kwscore import audio
 from kwscore.data.dataset import SAMPLE_RATE
 from kwscore.errors import KwsError
 from kwscore.inference import CONFIDENT, AudioInput, Prediction, Predictor, loudest_second, read_audio
+from kwscore.labels import display_label, is_keyword
 from kwscore.streaming import StreamConfig, StreamResult
 
 
@@ -33,7 +34,8 @@ def finished_runs() -> list:
 def run_choice_label(info) -> str:
     """``cnn · 92.7 % test · synthetic · 8 commands · ae027b``."""
     acc = f"{100 * info.test_accuracy:.1f} % test" if info.test_accuracy is not None else "no test score"
-    return (f"{info.model or '?'} · {acc} · {ui.dataset_name(info.data, short=True)} · "
+    name = str((info.config or {}).get("name") or "")[:40]  # e.g. "Ready model (embedded data)"
+    return (f"{name + ' · ' if name else ''}{info.model or '?'} · {acc} · {ui.dataset_name(info.data, short=True)} · "
             f"{ui.commands_text(info.commands)} · {ui.short_id(info.run_id)}")  # fmt: skip
 
 
@@ -72,6 +74,38 @@ class Analysis:
         return self.seconds / self.sound.duration if self.kind == "stream" and self.sound.duration else None
 
 
+#: The icon of each kind of :func:`verdict`.
+VERDICT_ICONS = {"success": ":material/hearing:", "info": ":material/hearing_disabled:", "warning": ":material/help:"}
+
+
+def verdict(p: Prediction) -> tuple[str, str]:
+    """How the page announces one classified clip: ``("success" | "info" | "warning", text)``.
+
+    A confident keyword is heard; a confident ``_silence_`` or ``_unknown_`` is a result too — *no
+    keyword* — not a failure; below the threshold the model is not sure.
+    """
+    if p.confident:
+        if is_keyword(p.word):
+            return "success", f"Heard **{p.word}** ({100 * p.probability:.0f} %)."
+        return "info", (f"**No keyword**: the model hears {display_label(p.word)} ({100 * p.probability:.0f} %), "
+                        "none of its words.")  # fmt: skip
+    runner_up = p.top[1] if len(p.top) > 1 else None
+    return "warning", (
+        f"**Not confident.** The best guess, *{display_label(p.word)}*, has only {100 * p.probability:.0f} % "
+        f"(below {100 * p.threshold:.0f} %)"
+        + (f"; next comes *{display_label(runner_up[0])}* with {100 * runner_up[1]:.0f} %." if runner_up else ".")
+        + " Maybe the word is not one the model knows, or it was too quiet or noisy."
+    )
+
+
+def knows_text(labels: list[str]) -> str:
+    """``Knows **8 words**: down, go, … and “no keyword” (another word, silence)``."""
+    words = [label for label in labels if is_keyword(label)]
+    others = [display_label(label) for label in labels if not is_keyword(label)]
+    return f"Knows **{len(words)} words**: {', '.join(words)}" + (
+        f", and *no keyword* ({', '.join(others)})" if others else "")
+
+
 #: How a recording is analysed: by its length and content, or as the user says.
 MODES = {"auto": "Automatic", "clip": "One word", "stream": "Streaming"}
 #: "auto": a longer recording whose sound (silence trimmed) lasts at most this long is one word.
@@ -83,6 +117,15 @@ def sound_seconds(waveform: torch.Tensor) -> float:
     from kwscore.userdata import trim_silence
 
     return trim_silence(waveform, SAMPLE_RATE, pad_ms=0.0).shape[-1] / SAMPLE_RATE
+
+
+def default_threshold(info) -> float:
+    """The run's stored streaming threshold (``kwscore stream-eval --store`` or the Runs page), kept
+    within the slider's 0.3-0.95, else :data:`~kwscore.inference.CONFIDENT`."""
+    from kwscore.streameval import stored_threshold
+
+    stored = stored_threshold(info.path)
+    return CONFIDENT if stored is None else round(min(max(stored, 0.3), 0.95), 2)
 
 
 def upload_limit() -> int:

@@ -65,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from kwscore.data.synth import SynthParams, generate
+    from kwscore.data.synth import default_params, generate
     from tests.trained import trained_cnn_run
 
     with tempfile.TemporaryDirectory() as tmp:
         data, runs = Path(tmp) / "data", Path(tmp) / "runs"
         runs.mkdir(parents=True)
-        generate(data / "synthetic", SynthParams())
+        generate(data / "synthetic", default_params())
         if args.runs_dir is None:
             trained_cnn_run(data / "synthetic", runs)
         server = Server(data, args.runs_dir or runs)

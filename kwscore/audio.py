@@ -23,6 +23,9 @@ import torchaudio.transforms as T
 from kwscore.errors import KwsError
 from kwscore.fileio import atomic_write
 
+#: The sample rate of every clip in KWS Studio (Speech Commands is 16 kHz); the one definition.
+SAMPLE_RATE = 16_000
+
 #: The sample rates KWS Studio reads from files: a rate outside this range is a damaged or hostile
 #: header (a 1-Hz or 999,983-Hz "recording"), never speech.
 MIN_RATE = 4_000

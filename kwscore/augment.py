@@ -14,7 +14,7 @@ effect                        what it simulates                                 
 :func:`add_background_noise`  kitchens, streets, fans (``_background_noise_``)   weight 0.1–0.5 or SNR
 :func:`add_colored_noise`     hiss (white), rumble (brown), in between (pink)    SNR 10–30 dB
 :func:`reverb`                a room's echo (simulated room impulse response)    RT60 0.15–0.8 s
-:func:`microphone`            a microphone's colour: low cut, high cut, EQ       50–400 Hz, 3.2–8 kHz
+:func:`microphone`            a microphone's colour: low cut, high cut, EQ       20–250 Hz, 2.8–7.5 kHz
 :func:`spec_augment`          missing frequency bands / dropped moments          F, T masks, warp
 ============================  =================================================  ==================
 
@@ -53,7 +53,7 @@ from kwscore import audio
 from kwscore.data.layout import noise_files
 from kwscore.errors import KwsError
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = audio.SAMPLE_RATE
 
 Seed = int | Sequence[int] | np.random.Generator | None
 Range = float | tuple[float, float]
@@ -397,22 +397,27 @@ def mix(
 
 
 def colored_noise(n_samples: int, color: str = "white", *, seed: Seed = None) -> torch.Tensor:
-    """Gaussian noise with power spectrum ``∝ 1 / f**β`` (white 0, pink 1, brown 2), ``[1, n_samples]``.
-
-    Made by shaping white noise in the frequency domain (amplitude ``∝ f ** (-β / 2)``), then
-    scaled to RMS :data:`COLORED_NOISE_RMS`.
-    """
+    """Gaussian noise with power spectrum ``∝ 1 / f**β`` (white 0, pink 1, brown 2), ``[1, n_samples]``,
+    RMS :data:`COLORED_NOISE_RMS` (one clip of :func:`shape_noise`)."""
     _check_choice("colored_noise", "color", color, NOISE_COLORS)
-    white = make_rng(seed).standard_normal(n_samples)
-    beta = NOISE_COLORS[color]
-    if beta:
-        spectrum = np.fft.rfft(white)
-        f = np.fft.rfftfreq(n_samples)
-        f[0] = f[1] if n_samples > 1 else 1.0  # no infinite DC
-        white = np.fft.irfft(spectrum * f ** (-beta / 2.0), n=n_samples)
-    white = white - white.mean()
-    rms = float(np.sqrt(np.mean(white**2))) or 1.0
-    return _tensor(white * (COLORED_NOISE_RMS / rms))
+    white = torch.from_numpy(make_rng(seed).standard_normal(n_samples)).float()
+    return shape_noise(white[None], [color])[0]
+
+
+def shape_noise(white: torch.Tensor, colors: Sequence[str]) -> torch.Tensor:
+    """White noise ``[B, T]`` -> coloured noise ``[B, 1, T]``, one colour per row.
+
+    Made by shaping the white noise in the frequency domain (amplitude ``∝ f ** (-β / 2)``), then
+    removing the mean and scaling each clip to RMS :data:`COLORED_NOISE_RMS`.
+    """
+    length = white.shape[-1]
+    beta = torch.tensor([NOISE_COLORS[c] for c in colors], dtype=white.dtype).view(-1, 1)
+    f = torch.fft.rfftfreq(length, dtype=white.dtype)
+    f[0] = f[1] if length > 1 else 1.0  # no infinite DC
+    shaped = torch.fft.irfft(torch.fft.rfft(white) * f.pow(-beta / 2), n=length)
+    shaped = shaped - shaped.mean(dim=1, keepdim=True)
+    rms = shaped.pow(2).mean(dim=1, keepdim=True).sqrt().clamp(min=1e-8)
+    return (shaped * (COLORED_NOISE_RMS / rms)).unsqueeze(1)
 
 
 def _check_noise_level(effect: str, snr_db: Range | None, weight: Range | None) -> None:
@@ -617,12 +622,12 @@ def microphone_batch(x: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
 def draw_microphones(
     n: int,
     rng: np.random.Generator,
-    low_hz: Range = (50.0, 400.0),
-    high_hz: Range = (3200.0, 8000.0),
+    low_hz: Range = (20.0, 250.0),
+    high_hz: Range = (2800.0, 7500.0),
     eq_db: Range = (-6.0, 6.0),
 ) -> dict[str, torch.Tensor]:
     """``n`` random microphones, the arguments of :func:`mic_response`: cut-offs drawn on a log
-    scale (as we hear pitch; a third of the default high cuts are phone-like, below 4.5 kHz), two
+    scale (as we hear pitch; 4 in 10 of the default high cuts are phone-like, below 4.5 kHz), two
     EQ bumps of ``eq_db`` each, centred between 200 Hz and 6 kHz."""
 
     def log_uniform(value: Range, shape) -> np.ndarray:
@@ -649,8 +654,8 @@ def reverb(waveform: torch.Tensor, rt60: Range = (0.15, 0.8), *, seed: Seed = No
 
 def microphone(
     waveform: torch.Tensor,
-    low_hz: Range = (50.0, 400.0),
-    high_hz: Range = (3200.0, 8000.0),
+    low_hz: Range = (20.0, 250.0),
+    high_hz: Range = (2800.0, 7500.0),
     eq_db: Range = (-6.0, 6.0),
     *,
     seed: Seed = None,

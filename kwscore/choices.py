@@ -114,7 +114,7 @@ def fit_stride(model: str, model_kwargs: dict[str, Any], sample_rate: int, clip_
         if needed(smaller) <= have:
             return {**model_kwargs, "stride": smaller}, (
                 f"At {rate_label(sample_rate)} one second is {have:,} samples, but stride {stride} needs "
-                f"{need:,} (an 80-sample kernel every {stride} samples, then four max-pools of 4): the stride "
+                f"{need:,} (an 80-sample kernel every {stride} samples, then the max-pools): the stride "
                 f"was lowered to {smaller} ({1000 * smaller / sample_rate:g} ms hop) so that the clip fits."
             )
     return model_kwargs, None

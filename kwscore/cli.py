@@ -4,7 +4,9 @@
     kwscore data download [--root DIR] [--url URL] [--sha256 HEX]
     kwscore data info     [--root DIR]
 
-    kwscore train   --model cnn|m3|m5|m11|m18|m34res --data ROOT [--commands 8|12|35|all] [--epochs N]
+    kwscore train   --model cnn|m5|m5-tutorial|m3|m11|m18|m34res --data ROOT [--commands 8|12|35|all] [--epochs N]
+                    [--sample-rate HZ] [--n-fft N --win-length N --hop-length N --n-mels N --f-max HZ]
+                    [--weight-decay WD] [--name NAME] [--notes TEXT]
                     [--augment none|light|standard|strong] [--fraction F] [--no-unknown] [--background] ...
     kwscore finetune RUN [--data ROOT] [--epochs N] [--lr LR] [--replay N] [--background]
     kwscore runs    [--runs-dir DIR]
@@ -12,7 +14,9 @@
     kwscore worker  [--runs-dir DIR] [--concurrency N]
     kwscore cancel  RUN [--runs-dir DIR]
     kwscore detect  RUN FILE [--json] [--hop S] [--smooth S] [--threshold P] [--refractory S]  (any length)
+    kwscore stream-eval RUN [--minutes 10] [--snr 10] [--data ROOT] [--wav F --truth T] [--target 1] [--store]
     kwscore export  RUN --format torchscript|onnx [--out DIR]
+    kwscore notebook RUN -o run.ipynb [--epochs N]   (the run, step by step, as a Jupyter notebook)
 
 Mistakes (a missing dataset, a bad parameter) are printed as one friendly line and exit code 2,
 never as a traceback.
@@ -41,9 +45,13 @@ def _progress_bar(total: int, desc: str):
 
 # ---------------------------------------------------------------- data
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from kwscore.data.synth import SynthParams, generate, is_complete
+    from kwscore.data.synth import SynthParams, default_params, generate, is_complete
 
-    params = SynthParams(speakers=args.speakers, words=args.words, utterances=args.utterances, seed=args.seed)
+    defaults = default_params()
+    params = SynthParams(
+        speakers=args.speakers or defaults.speakers, words=args.words, utterances=args.utterances or defaults.utterances,
+        seed=args.seed,
+    )
     params.validate()
     root = args.root or paths.synth_root()
     if is_complete(root, params) and not args.force:
@@ -84,31 +92,98 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- training runs
+#: `kwscore train` flags, derived from the fields they set: ``--<field-name>`` with the field's type,
+#: default None (= the recipe's value). RunConfig fields, then the Mel front end's FeatureConfig fields.
+TRAIN_RUN_FLAGS = {
+    "commands": "8 (default), 12 (the standard task: 10 words + unknown + silence), 35, all, or a comma-separated "
+    "list of words",
+    "epochs": "epochs (default: the recipe's)",
+    "augment": "recipe (the tuned augmentation), none, light, standard or strong (default: the recipe's)",
+    "fraction": "share of the training split, e.g. 0.25 (default 1)",
+    "fraction_by": "speaker (default) or stratified",
+    "seed": "random seed (default 0)",
+    "batch_size": "batch size (default: the recipe's)",
+    "lr": "Adam's learning rate (default: the recipe's)",
+    "weight_decay": "Adam's weight decay, e.g. 1e-4 as in the tutorial (default: the recipe's)",
+    "scheduler": "step, onecycle, cosine or constant (default: the recipe's)",
+    "sample_rate": "rate the model listens at, e.g. 8000 (waveform models; for the cnn, its front end's rate)",
+    "threads": "PyTorch threads (default: one per core)",
+    "max_minutes": "stop training after this long, then test",
+    "name": "a name for the run (labels, `kwscore runs`; other commands accept it in place of the id)",
+    "notes": "notes on the run",
+}
+TRAIN_FEATURE_FLAGS = {
+    "n_fft": "FFT size of the cnn's Mel front end, any whole number (torchaudio's default 400)",
+    "win_length": "window, in samples (e.g. 400 = 25 ms at 16 kHz)",
+    "hop_length": "hop, in samples (e.g. 160 = 10 ms at 16 kHz)",
+    "n_mels": "Mel bands (torchaudio's default 128)",
+    "f_min": "bottom of the Mel scale, Hz",
+    "f_max": "top of the Mel scale, Hz",
+}
+
+
+def _field_type(cls, name: str):
+    """The argparse type of a dataclass field: int, float or str (``float | None`` -> float)."""
+    import typing
+
+    hint = typing.get_type_hints(cls)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return next((t for t in (int, float, str) if t in args), str)
+
+
+def _add_field_flags(p: argparse.ArgumentParser) -> None:
+    from kwscore.features import FeatureConfig
+    from kwscore.runner import RunConfig
+
+    for cls, flags in ((RunConfig, TRAIN_RUN_FLAGS), (FeatureConfig, TRAIN_FEATURE_FLAGS)):
+        for name, help in flags.items():
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_field_type(cls, name), help=help)
+
+
 def _config_from_args(args: argparse.Namespace):
+    from kwscore.choices import augment_value
+    from kwscore.runfiles import parse_json
     from kwscore.runner import default_config
 
     try:
-        model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else None
-    except ValueError as exc:
+        model_kwargs = parse_json(args.model_kwargs) if args.model_kwargs else None
+    except ValueError as exc:  # (deep nesting included)
         raise KwsError(f"--model-kwargs must be JSON, e.g. '{{\"n_channel\": 32}}' ({exc}).") from exc
-    return default_config(
+    given = {name: getattr(args, name, None) for name in TRAIN_RUN_FLAGS}
+    given = {name: value for name, value in given.items() if value is not None}
+    if "augment" in given:
+        given["augment"] = augment_value(given["augment"])
+    front = {name: getattr(args, name, None) for name in TRAIN_FEATURE_FLAGS}
+    front = {name: value for name, value in front.items() if value is not None}
+    base = default_config(args.model)
+    if base.representation == "mel":
+        features = {**base.features, **front}
+        if "sample_rate" in given:
+            features["sample_rate"] = given.pop("sample_rate")
+        if features:
+            given["features"] = features
+    elif front:
+        flags = ", ".join(f"--{n.replace('_', '-')}" for n in front)
+        raise KwsError(f"{flags} set the Mel front end of the cnn; {base.model} reads the raw waveform "
+                       "(give it --sample-rate instead).")  # fmt: skip
+    config = default_config(
         args.model,
         data=str(args.data) if args.data else None,
         mix=[str(m) for m in args.mix] if args.mix else None,
-        commands=args.commands,
-        epochs=args.epochs,
-        augment=args.augment,
-        fraction=args.fraction,
-        fraction_by=args.fraction_by,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        scheduler=args.scheduler,
-        threads=args.threads,
-        max_minutes=args.max_minutes,
         model_kwargs=model_kwargs,
         unknown=False if args.no_unknown else None,
-    ).validate()
+        **given,
+    )
+    if config.representation == "waveform" and "stride" not in (model_kwargs or {}):
+        from dataclasses import replace
+
+        from kwscore.choices import fit_stride
+
+        kwargs, note = fit_stride(config.model, config.model_kwargs, config.model_rate)
+        if note:  # e.g. 4 kHz: the recipe's stride needs more samples than one second has
+            print(f"note: {note}", file=sys.stderr)
+            config = replace(config, model_kwargs=kwargs)
+    return config.validate()
 
 
 class _TrainProgress:
@@ -208,8 +283,14 @@ def _fmt_duration(seconds) -> str:
 def cmd_runs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from kwscore import jobs
+    from kwscore import jobs, pretrained
 
+    try:  # the ready model shipped with kwscore joins the runs once (KWS_READY_MODEL=0: never)
+        for run_id in pretrained.install(args.runs_dir):
+            print(f"Added {run_id}. {pretrained.ready_line(pretrained.about(jobs.run_dir(run_id, args.runs_dir)))}",
+                  file=sys.stderr)  # fmt: skip
+    except KwsError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
     runs = jobs.list_runs(args.runs_dir)
     revived = jobs.revive_worker(args.runs_dir, runs)  # queued runs must not wait for a dead worker
     if revived:
@@ -217,12 +298,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"No runs in {jobs.runs_root(args.runs_dir)} yet. Start one with `kwscore train --model m5`.")
         return 0
-    header = ("id", "status", "model", "data", "epochs", "best val", "test", "duration")
+    from kwscore.runlabels import settings
+
+    header = ("id", "name", "status", "model", "rate", "data", "epochs", "best val", "test", "duration")
     rows = []
     for r in runs:
         data = f"{Path(r.data).name}/{r.commands}" if r.data else "-"
         epochs = f"{r.epoch or 0}/{r.epochs}" if r.epochs else "-"
-        rows.append((r.run_id, r.state, r.model or "-", data, epochs, _fmt_pct(r.best_val_accuracy),
+        name = str((r.config or {}).get("name") or "-")[:30]
+        rate = settings(r.config)["rate"] if r.config else "-"
+        rows.append((r.run_id, name, r.state, r.model or "-", rate, data, epochs, _fmt_pct(r.best_val_accuracy),
                      _fmt_pct(r.test_accuracy), _fmt_duration(r.duration_s)))  # fmt: skip
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -234,22 +319,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _run_folder(run: str, runs_dir):
-    """RUN on the command line: a run folder, or a run id in the runs folder."""
-    from pathlib import Path
+    """RUN on the command line: a run folder, a run id, a unique prefix/suffix of one, or a run name."""
+    from kwscore.runlabels import resolve_run
 
-    from kwscore import jobs
-
-    path = Path(run).expanduser()
-    try:
-        if path.is_dir() and (path / "config.json").exists():
-            return path
-    except OSError as exc:  # e.g. a name longer than the file system allows
-        if "/" in run:
-            raise KwsError(f"Cannot open the run folder {run[:80]}: {exc.strerror or exc}.") from exc
-    folder = jobs.run_dir(run, runs_dir)
-    if not folder.is_dir():
-        raise KwsError(f"There is no run {run} in {folder.parent}. `kwscore runs` lists the runs.")
-    return folder
+    return resolve_run(run, runs_dir)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -325,11 +398,9 @@ class _SecondsBar:
 def cmd_detect(args: argparse.Namespace) -> int:
     from kwscore.inference import Predictor
     from kwscore.longaudio import detect_recording, open_recording
-    from kwscore.streaming import StreamConfig
 
     folder = _run_folder(args.run, args.runs_dir)
-    cfg = StreamConfig(hop=args.hop, smooth=args.smooth, threshold=args.threshold, refractory=args.refractory,
-                       gate_db=args.gate_db).validate()  # fmt: skip
+    cfg = _stream_config(args)
     bar = _SecondsBar()
     try:
         rec = open_recording(args.file, progress=bar)  # checked before it is read: any length, constant memory
@@ -346,6 +417,125 @@ def cmd_detect(args: argparse.Namespace) -> int:
         print(f"no keyword found (threshold {cfg.threshold:g}; noise floor {result.floor_db:.0f} dBFS)")
     for d in result.detections:
         print(f"{d.start:7.2f} s - {d.end:6.2f} s  {d.word:<12} {d.score:.2f}")
+    return 0
+
+
+def _stream_config(args: argparse.Namespace):
+    from kwscore.streaming import StreamConfig
+
+    return StreamConfig(hop=args.hop, smooth=args.smooth, threshold=args.threshold, refractory=args.refractory,
+                        gate_db=args.gate_db).validate()  # fmt: skip
+
+
+def cmd_stream_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kwscore import audio, streameval
+    from kwscore.inference import Predictor
+    from kwscore.longaudio import detect_recording, open_recording
+
+    folder = _run_folder(args.run, args.runs_dir)
+    cfg = _stream_config(args)
+    if bool(args.wav) != bool(args.truth):
+        raise KwsError("--wav and --truth go together: a recording and the list of the words in it.")
+    if not 0 < args.target <= 3600:
+        raise KwsError(f"--target is false alarms per hour, e.g. 1; got {args.target}.")
+    predictor = Predictor.from_run(folder)
+    bar = _SecondsBar()
+    try:
+        if args.wav:
+            truth = streameval.read_truth(args.truth)
+            rec = open_recording(args.wav, progress=bar)
+            result = detect_recording(rec, predictor, cfg, progress=bar)
+            source = {"wav": str(Path(args.wav).expanduser().resolve()), "truth": str(args.truth)}
+            evaluation, waveform = streameval.evaluate(result, truth, source, args.target), None
+        else:
+            data = args.data or predictor.config.get("data")
+            if not data:
+                raise KwsError("This run does not say which dataset it used: pass --data ROOT.")
+            print(f"building a {args.minutes:g}-min stream from the testing split of {data} ...", file=sys.stderr, flush=True)
+            comp = streameval.build_stream(data, predictor.labels, args.minutes, args.snr, others=args.others, seed=args.seed)
+            source = {"data": str(data), "minutes": args.minutes, "snr_db": args.snr, "others": args.others,
+                      "seed": args.seed, "noise": comp.noise, "words": len(comp.words)}  # fmt: skip
+            if args.save_wav:
+                wav = Path(args.save_wav).expanduser()
+                audio.save_wav(wav, comp.waveform, comp.sample_rate)
+                wav.with_suffix(".json").write_text(json.dumps([w.to_dict() for w in comp.words], indent=1))
+            total = comp.waveform.shape[-1] / comp.sample_rate
+            evaluation, _ = streameval.evaluate_stream(predictor, comp, cfg, source=source, target_fa_per_hour=args.target,
+                                                       progress=lambda share: bar("listening", share * total, total))  # fmt: skip
+            waveform = comp.waveform
+    finally:
+        bar.close()
+    report = streameval.save(folder, evaluation, waveform)
+    if args.store and evaluation.recommended is not None:
+        streameval.store_threshold(folder, evaluation.recommended["threshold"],
+                                   f"stream-eval: <= {args.target:g} false alarms per hour")  # fmt: skip
+    if args.json:
+        print(json.dumps(evaluation.to_json()))
+        return 0
+    print(_stream_eval_text(evaluation, cfg))
+    if args.store:
+        print("stored as the run's streaming threshold (Try it and Live start from it)" if evaluation.recommended
+              else "nothing stored: no threshold meets the target")  # fmt: skip
+    print(f"report: {report}")
+    return 0
+
+
+def _stream_eval_text(ev, cfg) -> str:
+    """The figures of a streaming evaluation as a few lines and two small tables."""
+    src, s = ev.source, ev.at_threshold
+    if "data" in src:
+        lines = [f"stream: {ev.duration / 60:.1f} min of the testing split of {src['data']}: {s['keywords']} keywords and "
+                 f"{s['non_keywords']} other words ({src['others']:.0%} wanted), about 3 s apart, in {src['noise']} "
+                 f"at {src['snr_db']:g} dB SNR (seed {src['seed']})"]  # fmt: skip
+    else:
+        lines = [f"recording: {src['wav']} ({ev.duration / 60:.1f} min), {s['keywords']} keywords and {s['non_keywords']} other words"]
+    lines.append(f"detector: 1-s windows every {cfg.hop:g} s, smoothing {cfg.smooth:g} s, refractory {cfg.refractory:g} s, "
+                 f"gate {cfg.gate_db:g} dB; a detection counts within ±0.5 s of a word")  # fmt: skip
+    lines.append("")
+    lines.append(f"at threshold {cfg.threshold:g}: recall {s['recall']:.1%} ({s['hits']}/{s['keywords']}), wrong word "
+                 f"{s['wrong_rate']:.1%} ({s['wrong']}), missed {s['missed']}, false alarms {s['false_alarms']} "
+                 f"({s['fa_per_hour']:.1f} per hour)")  # fmt: skip
+    lines.append(f"  {'word':<10} {'said':>5} {'hits':>5} {'wrong':>6} {'recall':>7} {'false alarms':>13}")
+    for word, v in s["per_word"].items():
+        recall = "-" if v["recall"] is None else f"{v['recall']:.0%}"
+        lines.append(f"  {word:<10} {v['said']:>5} {v['hits']:>5} {v['wrong']:>6} {recall:>7} {v['false_alarms']:>13}")
+    lines.append("")
+    lines.append("DET curve: miss rate against false alarms per hour, over thresholds")
+    lines.append(f"  {'threshold':>9} {'recall':>7} {'miss':>6} {'false alarms':>13} {'per hour':>9}")
+    curve = ev.curve
+    step = max(1, len(curve) // 12)
+    for p in curve[::step] + ([curve[-1]] if (len(curve) - 1) % step else []):
+        lines.append(f"  {p['threshold']:>9.3f} {p['recall']:>7.1%} {p['miss']:>6.1%} {p['false_alarms']:>13} {p['fa_per_hour']:>9.1f}")
+    lines.append("")
+    r = ev.recommended
+    if r is None:
+        lines.append(f"no threshold keeps false alarms at or below {ev.target_fa_per_hour:g} per hour on this stream")
+    else:
+        rs = r["score"]
+        lines.append(f"recommended for <= {ev.target_fa_per_hour:g} false alarm(s) per hour: threshold {r['threshold']:.3f} "
+                     f"-> recall {rs['recall']:.1%}, wrong word {rs['wrong_rate']:.1%}, {rs['false_alarms']} false alarm(s) "
+                     f"({rs['fa_per_hour']:.1f} per hour)")  # fmt: skip
+        if ev.hours < 1 and ev.target_fa_per_hour < 1 / ev.hours:
+            lines.append(f"  (a {ev.duration / 60:.0f}-min stream can only show 0 or >= {1 / ev.hours:.0f} false alarms "
+                         "per hour: use --minutes 60 or more for a finer figure)")  # fmt: skip
+    return "\n".join(lines)
+
+
+def cmd_notebook(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kwscore.notebook import run_notebook, write_notebook
+
+    folder = _run_folder(args.run, args.runs_dir)
+    if args.epochs is not None and args.epochs < 1:
+        raise KwsError(f"--epochs must be at least 1, got {args.epochs}.")
+    out = Path(args.out or f"{folder.name}.ipynb").expanduser()
+    if out.suffix != ".ipynb":
+        raise KwsError(f"{out} is not a notebook file name: end it with .ipynb.")
+    write_notebook(run_notebook(folder, epochs=args.epochs), out)
+    print(f"{out}: run {folder.name} as a notebook (open it with Jupyter, or `jupyter nbconvert --execute`)")
     return 0
 
 
@@ -371,16 +561,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _detector_arguments(p: argparse.ArgumentParser) -> None:
+    """The streaming detector's settings, with the defaults of kwscore.streaming.StreamConfig (not
+    imported here: it would load torch for every command)."""
+    p.add_argument("--hop", type=float, default=0.1, help="seconds between 1-s windows (default 0.1)")
+    p.add_argument("--smooth", type=float, default=0.3, help="moving average of the probabilities, s (default 0.3)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability needed to fire (default 0.5)")
+    p.add_argument("--refractory", type=float, default=0.8, help="quiet time after a detection, s (default 0.8)")
+    p.add_argument("--gate-db", type=float, default=12.0, help="sound must be this far above the noise floor, dB (default 12)")
+
+
+def build_parser(train_flags: bool = True) -> argparse.ArgumentParser:
+    """The argument parser. ``train_flags=False`` leaves out `train`'s field flags, whose types come
+    from RunConfig/FeatureConfig (importing them loads torch, which the other commands do not need)."""
     parser = _Parser(prog="kwscore", description="KWS Studio: keyword spotting, from data to model.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="create, download and inspect datasets").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("synth", help="generate the embedded synthetic Speech Commands (espeak-ng)")
     p.add_argument("--root", help=f"dataset root (default {paths.synth_root()})")
-    p.add_argument("--speakers", type=int, default=40, help="number of synthetic speakers (default 40)")
+    p.add_argument("--speakers", type=int, default=None, help="number of synthetic speakers (default 160, or KWS_SYNTH_SPEAKERS)")
     p.add_argument("--words", choices=["all", "commands"], default="all", help="all 35 words or the 8 commands")
-    p.add_argument("--utterances", type=int, default=3, help="takes per speaker and word (default 3)")
+    p.add_argument("--utterances", type=int, default=None, help="takes per speaker and word (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="regenerate even if a complete dataset exists")
     p.set_defaults(func=cmd_data_synth)
@@ -397,25 +599,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs_help = f"runs folder (default {paths.runs_dir()}, or KWS_RUNS_DIR)"
     p = sub.add_parser("train", help="train a model with its tuned recipe (foreground, or --background)")
-    p.add_argument("--model", default="m5", help="cnn, m3, m5, m11, m18 or m34res (default m5)")
+    p.add_argument("--model", default="m5", help="cnn, m5, m5-tutorial (M5 exactly as the PyTorch tutorial), m3, "
+                   "m11, m18 or m34res (default m5, the tuned recipe)")  # fmt: skip
     p.add_argument("--data", help=f"dataset root (default: the embedded set, {paths.synth_root()})")
-    p.add_argument("--commands", help="8 (default), 12 (the standard task: 10 words + unknown + silence), 35, all, "
-                   "or a comma-separated list of words")
     p.add_argument("--no-unknown", action="store_true",
                    help="no _unknown_ (other words) and _silence_ classes (added by default when the commands "
                    "are only some of the dataset's words)")
     p.add_argument("--mix", action="append", metavar="ROOT",
                    help="another dataset whose clips join every split, e.g. your recordings (repeatable)")
-    p.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
-    p.add_argument("--augment", help="none, light, standard or strong (default: the recipe's)")
-    p.add_argument("--fraction", type=float, help="share of the training split, e.g. 0.25 (default 1)")
-    p.add_argument("--fraction-by", help="speaker (default) or stratified")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--scheduler", help="step, onecycle, cosine or constant (default: the recipe's)")
-    p.add_argument("--threads", type=int, help="PyTorch threads (default: one per core)")
-    p.add_argument("--max-minutes", type=float, help="stop training after this long, then test")
+    if train_flags:  # --epochs, --lr, --n-fft…: one per RunConfig / FeatureConfig field (TRAIN_*_FLAGS)
+        _add_field_flags(p)
     p.add_argument("--model-kwargs", help='model options as JSON, e.g. \'{"n_channel": 64}\'')
     p.add_argument("--runs-dir", help=runs_help)
     p.add_argument("--background", action="store_true", help="queue the run and return at once")
@@ -457,14 +650,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run id or run folder")
     p.add_argument("file", help="WAV, FLAC or OGG file: any sample rate, mono or stereo")
     p.add_argument("--json", action="store_true", help="print the detections as JSON: word, start, end, score")
-    # the defaults of kwscore.streaming.StreamConfig (not imported here: it would load torch for every command)
-    p.add_argument("--hop", type=float, default=0.1, help="seconds between 1-s windows (default 0.1)")
-    p.add_argument("--smooth", type=float, default=0.3, help="moving average of the probabilities, s (default 0.3)")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability needed to fire (default 0.5)")
-    p.add_argument("--refractory", type=float, default=0.8, help="quiet time after a detection, s (default 0.8)")
-    p.add_argument("--gate-db", type=float, default=12.0, help="sound must be this far above the noise floor, dB (default 12)")
+    _detector_arguments(p)
     p.add_argument("--runs-dir", help=runs_help)
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("stream-eval", help="streaming accuracy on a long stream: recall, false alarms per hour, DET curve")
+    p.add_argument("run", help="run id or run folder")
+    p.add_argument("--minutes", type=float, default=10.0, help="length of the generated stream (default 10)")
+    p.add_argument("--snr", type=float, default=10.0, help="speech-to-noise ratio of the stream, dB (default 10)")
+    p.add_argument("--data", help="dataset whose testing split is used (default: the run's)")
+    p.add_argument("--others", type=float, default=0.25, help="share of non-keywords in the stream (default 0.25)")
+    p.add_argument("--seed", type=int, default=0, help="which clips, in which order (default 0)")
+    p.add_argument("--wav", help="evaluate this recording instead (any length), with --truth")
+    p.add_argument("--truth", help="its words: JSON [{word, start, end}] or lines `word,start[,end]` (seconds)")
+    p.add_argument("--target", type=float, default=1.0, help="false alarms per hour the recommended threshold allows (default 1)")
+    p.add_argument("--store", action="store_true", help="keep the recommended threshold with the run (Try it, Live)")
+    p.add_argument("--save-wav", metavar="FILE", help="also write the generated stream (FILE) and its words (FILE.json)")
+    p.add_argument("--json", action="store_true", help="print the whole evaluation as JSON")
+    _detector_arguments(p)
+    p.add_argument("--runs-dir", help=runs_help)
+    p.set_defaults(func=cmd_stream_eval)
+
+    p = sub.add_parser("notebook", help="write a run as a Jupyter notebook that reproduces it step by step")
+    p.add_argument("run", help="run id, the end of it, its name, or a run folder")
+    p.add_argument("-o", "--out", help="notebook file (default RUN_ID.ipynb in this folder)")
+    p.add_argument("--epochs", type=int, help="train for this many epochs instead of the run's (a quick try)")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.set_defaults(func=cmd_notebook)
 
     p = sub.add_parser("export", help="export a run as one TorchScript or ONNX file (front end included)")
     p.add_argument("run", help="run id or run folder")
@@ -476,7 +688,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(train_flags="train" in argv).parse_args(argv)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
@@ -492,6 +705,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `kwscore runs | head`: the reader left; nothing more to say
         _quiet_stdout()
         return 0
+    except OSError as exc:  # a file-system problem no command turned into a message: still one line
+        where = f" ({str(exc.filename)[:200]})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}.", file=sys.stderr)
+        return 2
     finally:
         try:
             sys.stdout.flush()  # a pipe closed early shows up here, at the last flush

@@ -84,13 +84,25 @@ QUEUE_FILE = "queue.sqlite3"
 WORKER_LOCK = "worker.lock"
 WORKER_INFO = "worker.json"
 WORKER_LOG = "worker.log"
+
+
+def _env_number(name: str, default: float, low: float, high: float) -> float:
+    """A number from the environment, or ``default`` when unset, not a number or out of range."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if low <= value <= high else default
+
+
 #: A running run whose heartbeat is older than this (seconds) and whose process is gone has died.
-HEARTBEAT_TIMEOUT_S = float(os.environ.get("KWS_HEARTBEAT_TIMEOUT", "20"))
+HEARTBEAT_TIMEOUT_S = _env_number("KWS_HEARTBEAT_TIMEOUT", 20.0, 1.0, 86_400.0)
 #: After a cancel, how long a running run may take to stop by itself before SIGTERM (then SIGKILL).
 CANCEL_GRACE_S = 10.0
 KILL_GRACE_S = 5.0
-#: Runs trained at the same time by one worker (KWS_WORKERS overrides; 1 suits 2 cores).
-DEFAULT_CONCURRENCY = int(os.environ.get("KWS_WORKERS", "1"))
+#: Runs trained at the same time by one worker (KWS_WORKERS overrides; 1 suits 2 cores), at most:
+MAX_CONCURRENCY = 64
+DEFAULT_CONCURRENCY = int(_env_number("KWS_WORKERS", 1, 1, MAX_CONCURRENCY))
 TASK_NAME = "kwscore.run"
 
 log = logging.getLogger("kwscore.jobs")
@@ -103,7 +115,10 @@ log = logging.getLogger("kwscore.jobs")
 def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:
     """The runs folder (``runs_dir``, else ``kwscore.paths.runs_dir()``), created if needed."""
     root = Path(runs_dir).expanduser() if runs_dir else paths.runs_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, no permission, a name too long...
+        raise KwsError(f"Cannot use {str(root)[:200]} as the runs folder: {exc.strerror or exc}.") from exc
     return root
 
 
@@ -580,7 +595,7 @@ def _serializer():
 def _log_rejected(data: Any, exc: Exception) -> None:
     raw = bytes(data) if isinstance(data, bytes | bytearray | memoryview) else str(data).encode()
     log.error(
-        "rejected a queue message that is not signed JSON: %s. It was dropped, not run. "
+        "rejected a queue message (not a signed JSON message of this queue): %s. It was dropped, not run. "
         "Someone wrote to the queue directly (first bytes: %r)", exc, raw[:48],
     )  # fmt: skip
 
@@ -856,7 +871,10 @@ def run_worker(runs_dir=None, concurrency: int | None = None) -> bool:
     Returns False at once if another worker already serves the folder.
     """
     root = runs_root(runs_dir)
-    concurrency = max(1, int(concurrency or DEFAULT_CONCURRENCY))
+    concurrency = DEFAULT_CONCURRENCY if concurrency is None else concurrency
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise KwsError(f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY} runs at a time, got "
+                       f"{concurrency!r}. One per two cores is plenty.")  # fmt: skip
     lock = open(root / WORKER_LOCK, "a+")  # held (and locked) for the life of this process
     if fcntl is not None:
         try:

@@ -48,8 +48,9 @@ FALLBACK_NOISE_S = 30
 
 
 def is_keyword(label: str) -> bool:
-    """``True`` for a keyword, ``False`` for ``_unknown_``, ``_silence_`` (and ``_background_noise_``)."""
-    return label not in NON_KEYWORDS
+    """``True`` for a keyword; ``False`` for ``_unknown_``, ``_silence_``, ``_background_noise_`` — any
+    label starting with ``_``, as no word folder can (:func:`kwscore.data.layout.word_folders`)."""
+    return not label.startswith("_")
 
 
 def display_label(label: str) -> str:

@@ -46,9 +46,7 @@ from torch import nn
 
 from kwscore import audio, augment, paths
 from kwscore.augment import (
-    COLORED_NOISE_RMS,
     EFFECTS,
-    NOISE_COLORS,
     PRESETS,
     AugmentConfig,
     SpecAugment,
@@ -72,6 +70,7 @@ from kwscore.training import (
     pick_device,
     save_checkpoint,
     set_seed,
+    shape_only_model,
     test,
     train,
 )
@@ -93,6 +92,8 @@ RECIPE_AUGMENT: dict[str, Any] = {
     "steps": [
         {"effect": "time_shift", "p": 1.0, "params": {"shift_ms": [-100.0, 100.0]}},
         {"effect": "gain", "p": 1.0, "params": {"gain_db": [-6.0, 6.0]}},
+        {"effect": "reverb", "p": 0.25, "params": {"rt60": [0.1, 0.7]}},
+        {"effect": "microphone", "p": 0.5, "params": {}},
         {"effect": "add_background_noise", "p": 0.8, "params": {"weight": [0.0, 0.1]}},
     ],
     "spec_augment": {"freq_mask_param": 8, "time_mask_param": 10, "n_freq_masks": 2, "n_time_masks": 2},
@@ -346,7 +347,7 @@ def _augment_problems(c: RunConfig) -> list[str]:
 def _model_problems(c: RunConfig) -> list[str]:
     if not isinstance(c.model_kwargs, dict):
         return [f"model_kwargs must be a dict of constructor options, got {c.model_kwargs!r}."]
-    model = build_model(c.model, 2, **_model_kwargs(c))  # raises KwsError on a bad option
+    model, _ = shape_only_model(c.model, 2, _model_kwargs(c))  # KwsError: a bad option, or a huge model
     needed = getattr(model, "min_samples", 0)
     if needed > CLIP_SECONDS * c.model_rate:
         return [
@@ -596,19 +597,8 @@ def shift_batch(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 
 def colored_noise_batch(colors: list[str], length: int, gen: torch.Generator) -> torch.Tensor:
-    """Noise ``[B, 1, length]`` with spectrum ``1/f**β`` per clip (white/pink/brown), RMS 0.1.
-
-    The batched twin of :func:`kwscore.augment.colored_noise`: shape white noise in the
-    frequency domain, remove the mean, scale to :data:`COLORED_NOISE_RMS`.
-    """
-    white = torch.randn(len(colors), length, generator=gen)
-    beta = torch.tensor([NOISE_COLORS[c] for c in colors]).view(-1, 1)
-    f = torch.fft.rfftfreq(length)
-    f[0] = f[1] if length > 1 else 1.0  # no infinite DC
-    shaped = torch.fft.irfft(torch.fft.rfft(white) * f.pow(-beta / 2), n=length)
-    shaped = shaped - shaped.mean(dim=1, keepdim=True)
-    rms = shaped.pow(2).mean(dim=1, keepdim=True).sqrt().clamp(min=1e-8)
-    return (shaped * (COLORED_NOISE_RMS / rms)).unsqueeze(1)
+    """Noise ``[B, 1, length]``, one colour per clip (:func:`kwscore.augment.shape_noise`), RMS 0.1."""
+    return augment.shape_noise(torch.randn(len(colors), length, generator=gen), colors)
 
 
 def mix_batch(x: torch.Tensor, noise: torch.Tensor, snr_db: torch.Tensor | None, weight: torch.Tensor | None):

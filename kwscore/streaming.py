@@ -10,7 +10,8 @@ detectors do ("posterior handling"):
    so that a single odd window does not fire.
 3. **Gate.** A model without a "silence" class must name *some* word even for pure noise, often
    confidently. So we measure loudness in the speech band (200 Hz - 4 kHz): the recording's
-   **noise floor** is the 10th percentile of its 10-ms frame levels, and a window may only fire
+   **noise floor** is the 10th percentile of its 10-ms frame levels (over the 10 s around each
+   window, so that a recording whose noise changes keeps a fair floor), and a window may only fire
    when it holds a sound at least ``gate_db`` louder than that floor, lasting at least 0.1 s, and
    whole — not cut by the window's edges (a cheap voice-activity detector).
 4. **Threshold.** A detection starts where the best keyword's smoothed probability reaches
@@ -39,11 +40,14 @@ import torch
 from scipy.signal import sosfilt
 
 from kwscore.errors import KwsError
+from kwscore.labels import is_keyword  # "no keyword" classes can win a window but never fire
 
 #: Length of the frames loudness is measured on, in seconds.
 FRAME_S = 0.01
-#: The noise floor is this percentile of the frame levels.
+#: The noise floor is this percentile of the frame levels...
 FLOOR_PERCENTILE = 10.0
+#: ... over this much time around each moment (s): the noise of a long recording may change.
+FLOOR_WINDOW_S = 10.0
 #: Frames quieter than this (dBFS) are digital silence, whatever the floor.
 ABSOLUTE_FLOOR_DB = -90.0
 #: Loudness is measured in this band (Hz): speech, not rumble or hiss.
@@ -59,12 +63,6 @@ SPAN_RANGE_DB = 30.0
 EDGE_S = 0.05
 #: Windows classified together (a long recording is read and scored in pieces of this many).
 BATCH = 64
-
-
-def is_keyword(label: str) -> bool:
-    """Whether a class is a word to detect. ``_silence_``, ``_unknown_``, ``_background_noise_`` —
-    any label starting with ``_`` — mean "no keyword": they can win a window but never fire."""
-    return not label.startswith("_")
 
 
 @dataclass(frozen=True)
@@ -132,6 +130,14 @@ class StreamResult:
     floor_db: float  #: the recording's noise floor, dBFS
     frame_db: torch.Tensor  #: [frames] level of every 10-ms frame, dBFS
     duration: float  #: seconds
+    spans: torch.Tensor | None = None  #: [windows, 2] each window's loud stretch, 10-ms frames from its start
+
+    def at_threshold(self, threshold: float) -> list[Detection]:
+        """The detections the same recording gives at another threshold (nothing is classified again)."""
+        from dataclasses import replace
+
+        cfg = replace(self.config, threshold=threshold).validate()
+        return pick_detections(self.smoothed, self.times, self.active, self.labels, cfg, self.spans)
 
     @property
     def centres(self) -> torch.Tensor:
@@ -270,18 +276,48 @@ def loud_span(levels: torch.Tensor, threshold_db: float, max_gap: int = 8) -> tu
     return start, end + 1
 
 
-def window_spans(levels: torch.Tensor, index: torch.Tensor, threshold_db: float) -> torch.Tensor:
+def local_floor(levels: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """The noise floor around each of ``frames`` [n] (frame indices): the 10th percentile of the
+    levels [frames] over the :data:`FLOOR_WINDOW_S` around it (measured once per second; the whole
+    recording's floor when it is shorter)."""
+    per, step = round(FLOOR_WINDOW_S / FRAME_S), round(1.0 / FRAME_S)
+    if len(levels) <= per:
+        return torch.full((len(frames),), noise_floor(levels))
+    starts = (torch.arange(0, len(levels), step) - per // 2).clamp(0, len(levels) - per)
+    floors = []
+    for chunk in starts.split(256):  # [256, 1000] at a time: constant memory for any length
+        floors.append(torch.quantile(levels[chunk[:, None] + torch.arange(per)].float(), FLOOR_PERCENTILE / 100, dim=1))
+    per_second = torch.cat(floors).clamp(min=ABSOLUTE_FLOOR_DB)
+    return per_second[(frames // step).clamp(0, len(per_second) - 1)]
+
+
+def window_spans(values: np.ndarray, threshold_db: float | torch.Tensor) -> torch.Tensor:
     """[windows, 2] the loud stretch of each window, in frames from the window start ((-1, -1) if none).
 
-    Loud: at least ``threshold_db``, and within :data:`SPAN_RANGE_DB` of the window's loudest frame.
+    ``values`` [windows, frames per window]: the levels of each window's 10-ms frames. Loud: at least
+    ``threshold_db`` (one value, or one per window), and within :data:`SPAN_RANGE_DB` of the window's
+    loudest frame.
     """
-    spans = torch.full((len(index), 2), -1, dtype=torch.long)
-    for w, frames in enumerate(index):
-        window = levels[frames]
-        span = loud_span(window, max(threshold_db, float(window.max()) - SPAN_RANGE_DB))
+    spans = torch.full((len(values), 2), -1, dtype=torch.long)
+    limits = torch.as_tensor(threshold_db, dtype=torch.float32).expand(len(values)).numpy()
+    for w, window in enumerate(values):
+        span = loud_span(window, max(float(limits[w]), float(window.max()) - SPAN_RANGE_DB))
         if span is not None:
             spans[w, 0], spans[w, 1] = span
     return spans
+
+
+def gate(values: np.ndarray, floors: torch.Tensor, cfg: StreamConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 3 for windows whose 10-ms levels are ``values`` [windows, frames per window], over the
+    noise floors [windows] around them: (may fire [windows] bool, loud stretch [windows, 2])."""
+    values = np.asarray(values, dtype=np.float32).reshape(len(floors), -1)
+    spans = window_spans(values, floors + SPAN_SHARE * cfg.gate_db)
+    loudest = torch.from_numpy(values.max(axis=1)) if len(values) else torch.zeros(0)
+    edge = round(EDGE_S / FRAME_S)
+    inside = (spans[:, 0] >= edge) & (spans[:, 1] <= values.shape[1] - edge)
+    long_enough = (spans[:, 1] - spans[:, 0]) >= round(MIN_WORD_S / FRAME_S)
+    active = (loudest >= floors + cfg.gate_db) & (loudest > ABSOLUTE_FLOOR_DB) & inside & long_enough
+    return active, spans
 
 
 def pick_detections(
@@ -337,13 +373,14 @@ class Scanner:
     """
 
     def __init__(self, classify: Callable[[torch.Tensor], torch.Tensor], sample_rate: int, cfg: StreamConfig,
-                 batch_size: int = BATCH):  # fmt: skip
+                 batch_size: int = BATCH, keep: bool = True):  # fmt: skip
         self.classify, self.sample_rate, self.cfg, self.batch_size = classify, sample_rate, cfg, max(1, batch_size)
         self.win, self.step = round(cfg.window * sample_rate), max(1, round(cfg.hop * sample_rate))
         self.meter = FrameLevels(sample_rate)
         self.buffer = torch.zeros(0)  #: samples from the start of window ``self.done`` on
         self.done = 0  #: windows classified so far
         self.received = 0  #: samples fed so far
+        self.keep = keep  #: keep every window's probabilities and levels (False: a live stream, for hours)
         self.probs: list[torch.Tensor] = []
         self.levels: list[torch.Tensor] = []
 
@@ -352,7 +389,8 @@ class Scanner:
         x = samples.detach().reshape(-1).float().cpu()
         self.received += x.numel()
         levels = self.meter.feed(x.numpy())
-        self.levels.append(levels)
+        if self.keep:
+            self.levels.append(levels)
         self.buffer = torch.cat([self.buffer, x])
         whole = (self.received - self.win) // self.step + 1 if self.received >= self.win else 0
         ready = whole - self.done
@@ -381,8 +419,76 @@ class Scanner:
                 parts.append(self.classify(windows[i : i + self.batch_size]).float())
         self.done += n
         self.buffer = self.buffer[n * self.step :].clone()
-        self.probs.extend(parts)
+        if self.keep:
+            self.probs.extend(parts)
         return torch.cat(parts)
+
+
+class LiveDetector:
+    """The same detector listening live, to a microphone: audio arrives a few milliseconds at a time
+    and every decision is made as soon as a window is whole, never looking ahead.
+
+    The steps are those of :func:`detect`, with what a live listener cannot know replaced by what it
+    has heard so far: the windows come from the same :class:`Scanner` (one window at a time), the
+    gate (:func:`gate`) measures the noise floor over the *last* 10 s, smoothing averages the *last*
+    ``smooth`` seconds of windows, and a keyword fires at the first window whose smoothed probability
+    reaches the threshold (no peak search ahead), then the refractory period. :meth:`feed` returns the
+    new detections; :attr:`history` keeps the last ``history_s`` seconds for a live timeline.
+    """
+
+    def __init__(self, classify: Callable[[torch.Tensor], torch.Tensor], labels: Sequence[str],
+                 cfg: StreamConfig | None = None, sample_rate: int = 16000, history_s: float = 10.0):  # fmt: skip
+        from collections import deque
+
+        self.cfg = (cfg or StreamConfig()).validate()
+        self.labels, self.sample_rate = list(labels), sample_rate
+        self.scanner = Scanner(classify, sample_rate, self.cfg, batch_size=1, keep=False)
+        self.keyword = torch.tensor([is_keyword(label) for label in self.labels])
+        self.per = round(self.cfg.window / FRAME_S)  # frames per window
+        self.floor_frames = round(FLOOR_WINDOW_S / FRAME_S)
+        self.levels = np.zeros(0, dtype=np.float32)  # the last FLOOR_WINDOW_S + a window of frame levels
+        self.first = 0  # frame index of self.levels[0]
+        self.recent: deque = deque(maxlen=max(1, round(self.cfg.smooth / self.cfg.hop)))
+        n = max(1, round(history_s / self.cfg.hop))
+        #: (window end time s, smoothed probabilities [classes], may fire) of the last ``history_s``
+        self.history: deque = deque(maxlen=n)
+        self.detections: deque = deque(maxlen=200)
+        self.quiet_until = -math.inf
+        self.windows = 0
+
+    @property
+    def now(self) -> float:
+        """Seconds of audio heard so far."""
+        return self.scanner.received / self.sample_rate
+
+    def feed(self, samples: torch.Tensor | np.ndarray) -> list[Detection]:
+        """The next mono samples at ``sample_rate`` (any number) -> the keywords detected in them."""
+        probs, levels = self.scanner.feed(torch.as_tensor(np.asarray(samples, dtype=np.float32)))
+        self.levels = np.concatenate([self.levels, levels.numpy()])
+        keep = self.floor_frames + 2 * self.per
+        if len(self.levels) > keep:
+            self.first += len(self.levels) - keep
+            self.levels = self.levels[-keep:]
+        found = []
+        for row in probs:
+            t = self.windows * self.scanner.step / self.sample_rate  # the window's start
+            self.windows += 1
+            f0 = round(t / FRAME_S) - self.first
+            values = self.levels[f0 : f0 + self.per]
+            trailing = self.levels[max(0, f0 + self.per - self.floor_frames) : f0 + self.per]
+            floor = noise_floor(torch.from_numpy(trailing))
+            active, spans = gate(values[None, :], torch.tensor([floor]), self.cfg)
+            self.recent.append(row)
+            smoothed = torch.stack(list(self.recent)).mean(dim=0)
+            self.history.append((t + self.cfg.window, smoothed, bool(active[0])))
+            score, cls = smoothed.masked_fill(~self.keyword, 0.0).max(dim=0)
+            if bool(active[0]) and float(score) >= self.cfg.threshold and t >= self.quiet_until:
+                start, end = (int(v) for v in spans[0])
+                d = Detection(self.labels[int(cls)], t + start * FRAME_S, t + end * FRAME_S, float(score), t)
+                self.quiet_until = max(t + self.cfg.refractory, d.start)
+                self.detections.append(d)
+                found.append(d)
+        return found
 
 
 def decide(
@@ -401,16 +507,12 @@ def decide(
     smoothed = moving_average(probs, max(1, round(cfg.smooth / cfg.hop)))
     floor = noise_floor(levels)
     index = window_frames(len(times), cfg, len(levels))
-    loudest = levels[index].max(dim=1).values
-    spans = window_spans(levels, index, floor + SPAN_SHARE * cfg.gate_db)
-    edge = round(EDGE_S / FRAME_S)
-    inside = (spans[:, 0] >= edge) & (spans[:, 1] <= index.shape[1] - edge)
-    long_enough = (spans[:, 1] - spans[:, 0]) >= round(MIN_WORD_S / FRAME_S)
-    active = (loudest >= floor + cfg.gate_db) & (loudest > ABSOLUTE_FLOOR_DB) & inside & long_enough
+    floors = local_floor(levels, index[:, index.shape[1] // 2])  # around each window's centre
+    active, spans = gate(levels.numpy()[index.numpy()], floors, cfg)
     detections = pick_detections(smoothed, times, active, labels, cfg, spans)
     return StreamResult(
         times=times, probs=probs, smoothed=smoothed, active=active, labels=list(labels),
-        detections=detections, config=cfg, floor_db=floor, frame_db=levels, duration=duration,
+        detections=detections, config=cfg, floor_db=floor, frame_db=levels, duration=duration, spans=spans,
     )  # fmt: skip
 
 
@@ -567,40 +669,59 @@ def compose_from_dataset(
     noise_db: float = -20.0,
     gap: tuple[float, float] = (1.0, 2.0),
     seed: int = 0,
+    others: float = 0.0,
 ) -> Composition:
     """A test recording from a dataset's held-out clips of ``labels``, in one of its background
-    noises (``noise``: a file name in ``_background_noise_``; default the first; coloured noise
-    when the dataset has none). Words take turns so every label appears."""
+    noises (``noise``: a file name in ``_background_noise_``, or ``"all"`` for all of them one
+    after another; default the first; white noise when the dataset has none). Words take turns so
+    every label appears. ``others``: the share of clips (e.g. 0.25) drawn instead from the
+    dataset's *other* words — words the model must not report, as in TensorFlow's streaming test."""
     from kwscore import audio
     from kwscore.data.dataset import SAMPLE_RATE, SpeechCommands
-    from kwscore.data.layout import noise_files
+    from kwscore.data.layout import noise_files, word_folders
 
     words = [w for w in labels if is_keyword(w)]
-    dataset = SpeechCommands(root, subset=subset, commands=words)
     rng = random.Random(seed)
-    by_word: dict[str, list[int]] = {}
-    for i in range(len(dataset)):
-        by_word.setdefault(dataset.get_metadata(i)[2], []).append(i)
+
+    def shuffled_clips(dataset) -> dict[str, list[int]]:
+        by_word: dict[str, list[int]] = {}
+        for i in range(len(dataset)):
+            by_word.setdefault(dataset.get_metadata(i)[2], []).append(i)
+        for members in by_word.values():
+            rng.shuffle(members)
+        return by_word
+
+    dataset = SpeechCommands(root, subset=subset, commands=words)
+    by_word = shuffled_clips(dataset)
     if not by_word:
         raise KwsError(f"The {subset} split of {root} has no clip of {', '.join(words)}.")
-    for members in by_word.values():
-        rng.shuffle(members)
     order = sorted(by_word)
     rng.shuffle(order)
-    clips = []
-    for k in range(max(1, int(duration))):  # more than can fit; compose() stops at the end
-        word = order[k % len(order)]
-        members = by_word[word]
-        n = members[(k // len(order)) % len(members)]
-        waveform = dataset.waveform(n)
+    other_words = [w for w in word_folders(root) if is_keyword(w) and w not in labels] if others > 0 else []
+    other_set = SpeechCommands(root, subset=subset, commands=other_words) if other_words else None
+    other_clips = [(w, i) for w, members in sorted(shuffled_clips(other_set).items()) for i in members] if other_set else []
+    rng.shuffle(other_clips)
+    clips, n_keyword, n_other = [], 0, 0
+    for _ in range(max(1, int(duration / (1.0 + gap[0])) + 1)):  # as many as can fit; compose() stops at the end
+        if other_clips and rng.random() < others:
+            word, n = other_clips[n_other % len(other_clips)]
+            source, n_other = other_set, n_other + 1
+        else:
+            word = order[n_keyword % len(order)]
+            members = by_word[word]
+            n, source = members[(n_keyword // len(order)) % len(members)], dataset
+            n_keyword += 1
+        waveform = source.waveform(n)
         if waveform is not None:
-            clips.append((word, dataset.clip_id(n), audio.fix_length(waveform, SAMPLE_RATE)))
+            clips.append((word, source.clip_id(n), audio.fix_length(waveform, SAMPLE_RATE)))
     files = noise_files(root)
-    chosen = next((f for f in files if f.name == noise), files[0] if files else None)
-    if chosen is not None:
-        wave, sr = audio.load(chosen)
-        noise_wave = audio.resample(audio.to_mono(wave), sr, SAMPLE_RATE)
-        name = chosen.name
+    chosen = files if noise == "all" else [next((f for f in files if f.name == noise), files[0])] if files else []
+    if chosen:
+        parts = []
+        for f in chosen:
+            wave, sr = audio.load(f)
+            parts.append(audio.resample(audio.to_mono(wave), sr, SAMPLE_RATE))
+        noise_wave, name = torch.cat(parts, dim=1), " + ".join(f.name for f in chosen)
     else:
         noise_wave, name = torch.randn(1, SAMPLE_RATE * 5, generator=torch.Generator().manual_seed(seed)), "white"
     return compose(clips, noise_wave, duration, sample_rate=SAMPLE_RATE, gap=gap, noise_db=noise_db, seed=seed,

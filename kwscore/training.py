@@ -393,17 +393,37 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
-#: The largest model a checkpoint may ask for (numbers in its weights and buffers): 25× the
-#: biggest recipe (M34-res, 4.1 M). Loading never builds more than that, nor more than the file holds.
+#: The largest model KWS Studio builds (numbers in its weights and buffers): 25× the biggest
+#: recipe (M34-res, 4.1 M). Neither a run's options nor a checkpoint may ask for more.
 MAX_MODEL_NUMBERS = 100_000_000
+
+
+def shape_only_model(name: str, n_classes: int, kwargs: dict) -> tuple[nn.Module, int]:
+    """Build a model on PyTorch's "meta" device (shapes only, no memory): ``(model, its numbers)``.
+
+    :class:`KwsError` when the options do not make a model or it would hold more than
+    :data:`MAX_MODEL_NUMBERS` numbers: check with this before building a model for real.
+    """
+    try:
+        with torch.device("meta"):
+            model = build_model(name, n_classes, **kwargs)
+    except (RuntimeError, ValueError, TypeError, OverflowError, ZeroDivisionError) as exc:
+        raise KwsError(f"The model options {kwargs} do not make a {name} model ({exc}).") from exc
+    numbers = sum(t.numel() for t in model.state_dict().values())
+    if numbers > MAX_MODEL_NUMBERS:
+        raise KwsError(
+            f"A {name} model with options {kwargs} holds {numbers:,} numbers, more than the "
+            f"{MAX_MODEL_NUMBERS:,} KWS Studio builds (the largest recipe holds about 4 million). It was not built."
+        )
+    return model, numbers
 
 
 def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu") -> nn.Module:
     """Rebuild the model stored in a checkpoint dict and load its weights. Returned in eval mode.
 
-    The model is first built on PyTorch's "meta" device (shapes only, no memory) and refused unless
-    it holds exactly as many numbers as the checkpoint's weights and at most
-    :data:`MAX_MODEL_NUMBERS`: a small file asking for a gigantic model is refused, not built.
+    The model is first sized on the "meta" device (:func:`shape_only_model`) and refused unless it
+    holds exactly as many numbers as the checkpoint's weights: a small file asking for a gigantic
+    model is refused, not built.
     """
     name, n_classes, kwargs, weights = (ckpt.get(k) for k in ("model_name", "n_classes", "model_kwargs", "state_dict"))
     if not (isinstance(name, str) and isinstance(n_classes, int) and not isinstance(n_classes, bool)
@@ -411,17 +431,10 @@ def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu") -> nn.
             and all(isinstance(v, torch.Tensor) for v in weights.values())):  # fmt: skip
         raise KwsError("The checkpoint's model description is damaged (name, classes, options or weights). Train again.")
     try:
-        with torch.device("meta"):
-            shape_only = build_model(name, n_classes, **kwargs)
-    except (RuntimeError, ValueError, TypeError, OverflowError, ZeroDivisionError) as exc:
-        raise KwsError(f"The checkpoint's model options {kwargs} do not make a model ({exc}). Train again.") from exc
-    needed = sum(t.numel() for t in shape_only.state_dict().values())
+        _, needed = shape_only_model(name, n_classes, kwargs)
+    except KwsError as exc:
+        raise KwsError(f"This checkpoint cannot be loaded: {exc}") from exc
     stored = sum(t.numel() for t in weights.values())
-    if needed > MAX_MODEL_NUMBERS:
-        raise KwsError(
-            f"The checkpoint asks for a {name} model with {needed:,} numbers, more than the {MAX_MODEL_NUMBERS:,} "
-            "KWS Studio loads. It was not built."
-        )
     if needed != stored:
         raise KwsError(
             f"The checkpoint's {name} model needs {needed:,} numbers but its weights hold {stored:,}: they do "

@@ -28,7 +28,7 @@ from kwscore.data.layout import FILENAME_RE, dataset_folder, word_folders
 from kwscore.errors import KwsError
 from kwscore.fileio import atomic_write, write_new
 
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = audio.SAMPLE_RATE
 CLIP_SAMPLES = SAMPLE_RATE
 WORD_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 TRASH = "_trash"

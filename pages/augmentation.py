@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, ui
+from dashboard import code_view, plots, ui
+from kwscore import snippets
 from kwscore.audio import fix_length
 from kwscore.augment import (
     COMPRESSOR_PRESETS,
@@ -38,10 +39,13 @@ SIMPLE = {
     "gain": ("Gain", "Near, far or quiet microphones (+6 dB = twice the amplitude).", "gain_db", "gain (dB)", 0.5, "%.1f"),
 }
 ORDER = [
-    "time_stretch", "pitch_shift", "time_shift", "gain", "compress", "add_background_noise", "add_colored_noise",
+    "time_stretch", "pitch_shift", "time_shift", "gain", "reverb", "microphone", "compress", "add_background_noise",
+    "add_colored_noise",
 ]  # fmt: skip
 TITLES = {
     **{k: v[0] for k, v in SIMPLE.items()},
+    "reverb": "Room (reverberation)",
+    "microphone": "Microphone",
     "compress": "Compression",
     "add_background_noise": "Background noise",
     "add_colored_noise": "Coloured noise",
@@ -49,6 +53,10 @@ TITLES = {
 }
 HELP = {
     **{k: v[1] for k, v in SIMPLE.items()},
+    "reverb": "The word said in a random room: walls send it back again and again. RT60 is how long "
+    "the room rings (time for -60 dB): 0.2 s a furnished room, 0.8 s a bare classroom.",
+    "microphone": "The word recorded through a random microphone: no deep bass below the low cut, no highs "
+    "above the high cut (a phone keeps up to ~3.4 kHz), and two bumps or dips in between.",
     "compress": "Phone, radio and broadcast processing: quiet parts louder, the clip denser.",
     "add_background_noise": "Kitchens, streets, fans: a random second of a noise recording mixed in.",
     "add_colored_noise": "Hiss (white), rain-like (pink) or rumble (brown) noise at a chosen SNR.",
@@ -69,6 +77,10 @@ def widget_values(cfg: AugmentConfig) -> dict[str, object]:
         f"{W}bg_snr": (0.0, 20.0),
         f"{W}colored_color": list(NOISE_COLORS),
         f"{W}colored_snr": (10.0, 30.0),
+        f"{W}reverb_rt60": (0.15, 0.8),
+        f"{W}mic_low_hz": (20.0, 250.0),
+        f"{W}mic_high_hz": (2800.0, 7500.0),
+        f"{W}mic_eq_db": (-6.0, 6.0),
     }
     for effect in ORDER:
         v[f"{W}{effect}_on"] = False
@@ -94,6 +106,12 @@ def widget_values(cfg: AugmentConfig) -> dict[str, object]:
                 v[f"{W}bg_level"], v[f"{W}bg_snr"] = LEVELS[1], pair(kw["snr_db"])
             elif kw.get("weight") is not None:
                 v[f"{W}bg_level"], v[f"{W}bg_weight"] = LEVELS[0], pair(kw["weight"])
+        elif step.effect == "reverb" and "rt60" in kw:
+            v[f"{W}reverb_rt60"] = pair(kw["rt60"])
+        elif step.effect == "microphone":
+            for param in ("low_hz", "high_hz", "eq_db"):
+                if param in kw:
+                    v[f"{W}mic_{param}"] = pair(kw[param])
         elif step.effect == "add_colored_noise":
             if "color" in kw:
                 v[f"{W}colored_color"] = names(kw["color"])
@@ -212,6 +230,19 @@ with left:
                 value = kept(st.slider, f"{label}, drawn from", f"{effect}_{param}",
                              min_value=float(lo), max_value=float(hi), step=step, format=fmt, help=why)  # fmt: skip
                 params[effect] = {param: tuple(value)}
+            elif effect == "reverb":
+                lo, hi, why = LIMITS["rt60"]
+                value = kept(st.slider, "RT60 (s), drawn from", "reverb_rt60", min_value=float(lo), max_value=float(hi),
+                             step=0.05, format="%.2f", help=why)  # fmt: skip
+                params[effect] = {"rt60": tuple(value)}
+            elif effect == "microphone":
+                params[effect] = {}
+                for param, label, step in (("low_hz", "low cut (Hz)", 10.0), ("high_hz", "high cut (Hz)", 100.0),
+                                           ("eq_db", "EQ bumps (dB)", 0.5)):  # fmt: skip
+                    lo, hi, why = LIMITS[param]
+                    value = kept(st.slider, f"{label}, drawn from", f"mic_{param}", min_value=float(lo),
+                                 max_value=float(hi), step=step, help=why)  # fmt: skip
+                    params[effect][param] = tuple(value)
             elif effect == "compress":
                 chosen = kept(
                     st.multiselect, "presets (one drawn at random)", "compress_preset", options=list(COMPRESSOR_PRESETS),
@@ -378,5 +409,8 @@ with table_box:
         f"RMS {20 * np.log10(max(rms_o, 1e-9)):.1f} → {20 * np.log10(max(rms_a, 1e-9)):.1f} dBFS. Both "
         "spectrograms share one dB colour scale (bright = loud), so a gain or a noise shows as it sounds. The Mel "
         f"settings come from the Spectrogram lab ({features.n_mels} bands, {features.win_length}/"
-        f"{features.hop_length}-sample window/hop). This recipe is what the Train page will use."
+        f"{features.hop_length}-sample window/hop). The Train page offers this recipe as “from the Augmentation "
+        "lab”; its default stays the model's tuned recipe."
     )
+
+code_view.show(snippets.augmentation_code(recipe.to_dict(), clip.path, root, seed, honour_p, features), key="aug_code")

@@ -5,7 +5,8 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from dashboard import plots, ui
+from dashboard import code_view, plots, ui
+from kwscore import snippets
 from kwscore.data.info import SPLITS
 
 st.title("Explore the dataset")
@@ -101,3 +102,5 @@ elif info.speakers["testing"]:
         + ", ".join(f"{s}: {info.total(s):,} clips" for s in SPLITS)
         + "."
     )
+
+code_view.show(snippets.explore_code(root, clip.clip_id, clip.split), key="explore_code")

@@ -1,11 +1,10 @@
 """Home: what KWS Studio is, the dataset in use, and where to go next."""
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from dashboard import ui
-from kwscore import paths
+from dashboard import code_view, plots, ui
+from kwscore import paths, snippets
 from kwscore.data.info import SPLITS
 
 st.title("🎙️ KWS Studio")
@@ -24,6 +23,7 @@ STEPS = [
     ("train.py", "4 · Train", "Launch a CNN or M5 run in the background and watch it learn."),
     ("runs.py", "5 · Runs", "Compare curves, confusion matrices and the clips a model got wrong."),
     ("try_it.py", "6 · Try it", "Speak into your model, or upload a recording."),
+    ("worksheet.py", "Lab worksheet", "Every task and question of the lab, with the live answers."),
 ]
 available = [s for s in STEPS if (ui.PAGES_DIR / s[0]).exists()]
 if available:
@@ -61,12 +61,7 @@ if info is not None:
             st.success("Splits are speaker-disjoint: the test set holds only voices the model never heard.")
         st.caption(f"Background noises: {', '.join(info.noises) or 'none'}")
     with right:
-        counts = pd.DataFrame(
-            [(w, s, info.clips[s][w]) for s in SPLITS for w in info.words], columns=["word", "split", "clips"]
-        )
-        fig = px.bar(counts, x="word", y="clips", color="split", height=320, title="Clips per word and split")
-        fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
-        st.plotly_chart(fig, width="stretch")
+        st.plotly_chart(plots.clips_per_word(info), key="home_words")
 
 with st.expander("Where KWS Studio keeps things"):
     st.markdown(
@@ -74,3 +69,6 @@ with st.expander("Where KWS Studio keeps things"):
         f"- Training runs: `{paths.runs_dir()}` (set `KWS_RUNS_DIR`)\n"
         "- Everything stays on this computer; nothing is uploaded anywhere."
     )
+
+if info is not None:
+    code_view.show(snippets.pipeline_code(info.root, ui.feature_config()), key="home_code")

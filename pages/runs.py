@@ -12,11 +12,11 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, ui
-from kwscore import jobs
-from kwscore.augment import PRESETS
+from dashboard import code_view, plots, streaming_view, ui
+from kwscore import choices, jobs, runlabels, snippets
 from kwscore.errors import KwsError
-from kwscore.runner import RECIPE_AUGMENT, RunConfig, default_config
+from kwscore.notebook import notebook_json, run_notebook
+from kwscore.runner import RunConfig, default_config
 
 ss = st.session_state
 SELECTED = "runs_selected"  #: run ids ticked in the table (compared)
@@ -37,13 +37,18 @@ def table_rows(infos: list) -> pd.DataFrame:
     rows = []
     for info in infos:
         config = info.config or {}
+        words = runlabels.settings(config) if config else {}
         rows.append({
+            "name": str(config.get("name") or ""),
             "status": ui.state_text(info, infos),
             "started": datetime.fromtimestamp(info.started_at or info.created) if (info.started_at or info.created)
             else None,
             "model": info.model or "?",
             "parameters": ui.run_n_params(info),
             "data": f"{ui.data_text(info.config)} · {ui.commands_text(info.commands)}" if info.data else "?",
+            "rate": words.get("rate", "?"),
+            "front end": words.get("front end", "?"),
+            "lr": config.get("lr") if config else None,
             "augmentation": ui.augment_name(config.get("augment", "none")) if config else "?",
             "fraction": ui.fraction_text(config) if config else "?",
             "epochs": f"{info.epoch or 0}/{info.epochs or '?'}",
@@ -51,16 +56,21 @@ def table_rows(infos: list) -> pd.DataFrame:
             "test acc.": percent(info.test_accuracy),
             "duration": ui.fmt_duration(info.duration_s),
             "run id": info.run_id,
+            "notes": str(config.get("notes") or ""),
             "problem": info.error or "",
         })  # fmt: skip
     return pd.DataFrame(rows)
 
 
 COLUMNS = {  # in the order shown
+    "name": st.column_config.TextColumn("Name", help="Give a run a name on the Train page, or below"),
     "status": st.column_config.TextColumn("Status"),
     "model": st.column_config.TextColumn("Model", width="small"),
+    "rate": st.column_config.TextColumn("Rate", help="Sample rate the model listens at", width="small"),
+    "front end": st.column_config.TextColumn("Front end", help="Mel bands · n_fft/window/hop, or raw waveform"),
     "parameters": st.column_config.NumberColumn("Params", format="compact", width="small"),
     "data": st.column_config.TextColumn("Data"),
+    "lr": st.column_config.NumberColumn("lr", format="%g", help="Learning rate", width="small"),
     "augmentation": st.column_config.TextColumn("Augment."),
     "fraction": st.column_config.TextColumn("Train data", help="Share of the training split used", width="small"),
     "epochs": st.column_config.TextColumn("Epochs", width="small"),
@@ -71,6 +81,7 @@ COLUMNS = {  # in the order shown
     "duration": st.column_config.TextColumn("Duration", width="small"),
     "started": st.column_config.DatetimeColumn("Started", format="MMM D, HH:mm"),
     "run id": st.column_config.TextColumn("Run id"),
+    "notes": st.column_config.TextColumn("Notes"),
     "problem": st.column_config.TextColumn("Problem"),
 }  # fmt: skip
 
@@ -114,9 +125,9 @@ def runs_table(polling: bool) -> None:
                    "e.g. the CNN on Mel spectrograms against M5 on raw waveforms.")  # fmt: skip
     else:
         curves = []
-        for n, info in enumerate(chosen):
+        for n, (info, label) in enumerate(zip(chosen, ui.compare_labels(chosen), strict=True)):
             iterations, epochs = ui.run_metrics(info)
-            curves.append({"label": ui.run_label(info), "color": plots.run_color(n), "iterations": iterations,
+            curves.append({"label": label, "color": plots.run_color(n), "iterations": iterations,
                            "epochs": epochs})  # fmt: skip
         a, b = st.columns(2)
         a.plotly_chart(plots.accuracy_curves(curves, height=340), key="runs_cmp_acc")
@@ -229,6 +240,30 @@ def mistakes(info, report: dict) -> None:
                   "is left of the sound at its rate (nothing above half of it)."))  # fmt: skip
 
 
+def save_annotation(path, name_key: str, notes_key: str) -> None:
+    try:
+        runlabels.annotate(path, ss[name_key], ss[notes_key])
+        ss[MESSAGE] = ("success", "Name and notes saved.")
+    except (KwsError, OSError) as exc:
+        ss[MESSAGE] = ("error", f"Could not save the name and notes: {exc}")
+
+
+def annotate(info, config: dict) -> None:
+    """The run's name and notes, editable (stored in its config.json)."""
+    label = f"Name and notes: {config.get('name') or 'none yet'}"
+    with st.expander(label, icon=":material/edit_note:", key=f"runs_note_panel_{info.run_id}"):
+        with st.form(f"runs_note_form_{info.run_id}", border=False):
+            name_key, notes_key = f"runs_name_{info.run_id}", f"runs_notes_{info.run_id}"
+            st.text_input("Name", value=str(config.get("name") or ""), key=name_key, max_chars=80,
+                          placeholder="e.g. m5 at 4 kHz", help="Shown in the table and the legends; the CLI accepts it too.")  # fmt: skip
+            st.text_area("Notes", value=str(config.get("notes") or ""), key=notes_key, height=80,
+                         placeholder="What did you change, what did you expect, what happened?")  # fmt: skip
+            st.form_submit_button("Save name and notes", icon=":material/save:", on_click=save_annotation,
+                                  args=(info.path, name_key, notes_key))  # fmt: skip
+    if config.get("notes"):
+        st.caption(f":material/edit_note: {config['notes']}")
+
+
 def one_run(infos: list) -> None:
     st.subheader("One run in detail")
     ids = [i.run_id for i in infos]
@@ -238,7 +273,7 @@ def one_run(infos: list) -> None:
         ticked = [r for r in ss.get(SELECTED, []) if r in ids]
         ss[DETAIL] = (ticked or finished or ids)[0]
     run_id = st.selectbox("Run", ids, key=DETAIL, format_func=lambda r: f"{ui.run_label(by_id[r])} · {r}",
-                          help="Model · share of the training data · augmentation · run id.")  # fmt: skip
+                          help="Its name, or model @ sample rate · share of the training data · augmentation · run id.")  # fmt: skip
     info = by_id[run_id]
     config = info.config or {}
     if (info.error or "").startswith("damaged:") and info.state != "unreadable" and config:
@@ -256,6 +291,7 @@ def one_run(infos: list) -> None:
         m[4].metric("Training data", ui.fraction_text(config), f"augmentation {ui.augment_name(config.get('augment'))}",
                     delta_color="off", delta_arrow="off")  # fmt: skip
         m[5].metric("Duration", ui.fmt_duration(info.duration_s, compact=True))
+        annotate(info, config)
         if info.state == "failed":
             st.error(f"This run failed: {info.error or 'see its log below'}")
         report = ui.run_report(info)
@@ -277,11 +313,26 @@ def one_run(infos: list) -> None:
                 mistakes(info, report)
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 st.error(f"This run's report.json is damaged ({type(exc).__name__}: {exc}).")
+    if info.state == "succeeded":
+        with st.expander("Streaming: false alarms per hour, DET curve", icon=":material/graphic_eq:"):
+            streaming_view.show(info)
     with st.expander("Log"):
         text = jobs.read_log(info.path, max_chars=30_000)
         st.code(text or "(no log yet)", language="text", height=320)
     with st.expander("Configuration"):
         st.json(config or {}, expanded=1)
+    if config:
+        code_view.show(snippets.runs_code(info.path, config), key="runs_code")
+        try:
+            notebook = notebook_json(run_notebook(info.path))
+        except (KwsError, OSError) as exc:
+            st.caption(f"This run cannot be written as a notebook: {exc}")
+        else:
+            st.download_button("Download as a Jupyter notebook", notebook, file_name=f"{run_id}.ipynb",
+                               mime="application/x-ipynb+json", icon=":material/download:", key="runs_notebook",
+                               help="The run reproduced step by step in the lab's order: dataset, a sample, the "
+                               "transform, collate, the model, train/test, the loss curve, the confusion matrix. "
+                               f"Same as `kwscore notebook {ui.short_id(run_id)} -o run.ipynb`.")  # fmt: skip
     if st.button("Delete this run…", icon=":material/delete:", key="runs_delete"):
         ss[CONFIRM] = run_id
     if ss.get(CONFIRM) == run_id:
@@ -295,18 +346,21 @@ def one_run(infos: list) -> None:
 
 def experiment_launcher() -> None:
     root = ui.current_dataset()
-    lab = ss.get(ui.AUGMENT_KEY)
-    recipes = ["recipe"] + (["lab"] if lab else []) + [p for p in PRESETS if p != "none"]
-    names = {"recipe": "tuned recipe", "lab": f"Augmentation lab: {ui.augment_config().name}" if lab else ""}
+    lab = ui.augment_config() if ss.get(ui.AUGMENT_KEY) else None
+    recipes = choices.augment_choices(lab_available=lab is not None)
+
+    def recipe_name(r: str) -> str:
+        return choices.augment_choice_label(r, lab.name if lab else None)
+
     with st.form("runs_exp_form", border=True):
         c1, c2, c3, c4, c5 = st.columns([0.9, 2.1, 0.7, 1.3, 0.6])
-        model = c1.selectbox("Model", ["cnn", "m5", "m3", "m11", "m18", "m34res"], key="exp_model")
+        model = c1.selectbox("Model", list(choices.RECIPE_KEYS), key="exp_model", format_func=choices.recipe_label)
         fractions = c2.multiselect("Training fractions", EXP_FRACTIONS, default=[0.1, 0.25, 0.5, 1.0],
                                    format_func=lambda f: f"{100 * f:g} %", key="exp_fractions")  # fmt: skip
         epochs = c3.number_input("Epochs", 1, 500, value=int(default_config(model).epochs), key="exp_epochs",
                                  help="The model's tuned recipe trains for this many; fewer give a quicker answer.")  # fmt: skip
         recipe = c4.selectbox("Augmentation when on", recipes, key="exp_recipe",
-                              format_func=lambda r: names.get(r, f"preset: {r}"))  # fmt: skip
+                              format_func=recipe_name)  # fmt: skip
         seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="exp_seed")
         by = st.radio("Smaller fractions keep", ["speaker", "stratified"], horizontal=True, key="exp_by",
                       format_func=lambda b: "whole speakers (fewer voices)" if b == "speaker" else "some clips of every word")  # fmt: skip
@@ -320,9 +374,9 @@ def experiment_launcher() -> None:
         if root is None:
             st.error("Choose a dataset in the sidebar first.")
             return
-        augment = RECIPE_AUGMENT if recipe == "recipe" else ui.augment_config().to_dict() if recipe == "lab" else recipe
+        augment = choices.augment_value(recipe, lab)
         overrides = {"data": str(root), "epochs": int(epochs), "seed": int(seed), "fraction_by": by}
-        if model == "cnn":
+        if choices.recipe_model(model) == "cnn":
             overrides["features"] = ui.feature_config().to_dict()
         try:
             base = default_config(model, **overrides).validate()
@@ -335,7 +389,7 @@ def experiment_launcher() -> None:
                        "or training. Its results appear below; change a setting to queue a different one.")  # fmt: skip
             return
         ss[PLAN] = {"config": base.to_dict(), "fractions": sorted(fractions), "augment": augment,
-                    "recipe": names.get(recipe, f"preset: {recipe}")}  # fmt: skip
+                    "recipe": recipe_name(recipe)}  # fmt: skip
     if ss.get(PLAN):
         queue_planned_experiment(ss[PLAN])
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, ui
-from kwscore import jobs
-from kwscore.augment import PRESETS, AugmentConfig, preset
+from dashboard import code_view, plots, ui
+from dashboard.feature_editor import FeatureEditor, describe, preset_title
+from kwscore import choices, jobs, snippets
+from kwscore.augment import AugmentConfig, preset
 from kwscore.data.dataset import resolve_commands
 from kwscore.errors import KwsError
-from kwscore.features import N_FFT_CHOICES, N_MELS_RANGE, TOP_DB_RANGE, WINDOWS, FeatureConfig
 from kwscore.models import MODEL_INFO
-from kwscore.runner import RECIPE_AUGMENT, RECIPES, default_config
+from kwscore.runner import RECIPES, default_config
 from kwscore.training import SCHEDULERS
 
 ss = st.session_state
@@ -28,25 +28,13 @@ SESSION_RUNS = "train_session_runs"  #: run ids launched from this browser sessi
 WATCH = "train_watch"  #: the run the live panel shows
 MESSAGE = "train_message"  #: a message from a button callback, shown once
 
-MODELS = ["cnn", "m5", "m3", "m11", "m18", "m34res"]
-MODEL_LABELS = {
-    "cnn": "CNN · Mel spectrogram (Phase 1)",
-    "m5": "M5 · raw waveform (Phase 2)",
-    "m3": "M3 · raw waveform, shallow",
-    "m11": "M11 · raw waveform, deeper",
-    "m18": "M18 · raw waveform, deeper still",
-    "m34res": "M34-res · raw waveform, residual",
-}
 CNN_WIDTHS = ["8-16-32-64", "16-32-64-128", "32-64-128-128", "32-64-128-256"]
 N_CHANNELS = [4, 8, 16, 24, 32, 48, 64, 96, 128, 256]
-STRIDES = [2, 4, 8, 16]
-RATES = [4000, 8000, 16000]
 LRS = [0.0003, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05]
 BATCHES = [16, 32, 64, 128, 256]
 DECAYS = [0.0, 1e-5, 1e-4, 1e-3]
 FRACTIONS = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0]
-#: Augmentation choices: the tuned recipe, the Augmentation lab's recipe, the presets.
-RECIPE, LAB = "recipe", "lab"
+FRONT_END = FeatureEditor("trfe")  #: the Spectrogram lab's editor, under its own keys
 
 PHASES = """
 **Phase 1 — a 2D CNN on Mel spectrograms.** The waveform is first turned into a picture: a dB Mel
@@ -55,18 +43,19 @@ Fashion-MNIST lab's, four blocks of 3×3 convolution, batch-norm, ReLU and max-p
 the picture. The front end is designed by hand, from what we know about hearing.
 
 **Phase 2 — CNNs on the raw waveform** (Dai et al., *Very deep CNNs for raw waveforms*, 2017). The
-network reads the samples of the one-second clip directly (8,000 of them at 8 kHz, as in the paper). Its
-first convolution has kernels of 80 samples (10 ms at 8 kHz), so it *learns its own filter bank*
-instead of the Mel one; the layers after it
+network reads the samples of the one-second clip directly: 8,000 of them at 8 kHz, as in the paper and
+the PyTorch tutorial (*M5 · PyTorch tutorial*), or 16,000 at 16 kHz in the tuned recipe (*M5 · tuned*),
+which keeps the 4–8 kHz band of “s”, “t”, “f”. Its first convolution has kernels of 80 samples (10 ms at
+8 kHz, 5 ms at 16 kHz), so it *learns its own filter bank* instead of the Mel one; the layers after it
 use tiny kernels of 3 and max-pooling. **M5** is the PyTorch tutorial's model (5 weight layers),
 **M3** the shallow baseline, **M11** and **M18** go deeper, and **M34-res** adds residual
 connections so that 34 layers still train.
 """
 
 
-def recipe_value(model: str, name: str):
-    """A setting of ``model``'s tuned recipe (RECIPES over the RunConfig defaults)."""
-    return getattr(default_config(model), name)
+def recipe_value(key: str, name: str):
+    """A setting of recipe ``key`` (RECIPES over the RunConfig defaults)."""
+    return getattr(default_config(key), name)
 
 
 def with_value(options: list, value) -> list:
@@ -82,8 +71,8 @@ def pct(x: float) -> str:
     return f"{100 * x:g} %"
 
 
-def reset_recipe(model: str) -> None:
-    ui.forget(f"tr_{model}_")
+def reset_recipe(key: str) -> None:
+    ui.forget(f"tr_{key}_")
     ui.forget("tr_aug_")
 
 
@@ -126,15 +115,19 @@ settings, summary = st.columns([1, 1], gap="large")
 
 # -- settings ------------------------------------------------------------------------------------
 with settings:
-    model = ui.kept(
-        st.radio, "Model", key="tr_model", default="cnn", options=MODELS, format_func=MODEL_LABELS.get,
-        horizontal=True, help="Defaults below are each model's tuned recipe.",
+    recipe_key = ui.kept(
+        st.radio, "Model and recipe", key="tr_model", default="cnn", options=list(choices.RECIPE_KEYS),
+        format_func=choices.recipe_label, horizontal=True,
+        help="Defaults below are the recipe's: each model's tuned recipe, or M5 exactly as the PyTorch tutorial.",
     )  # fmt: skip
+    model = choices.recipe_model(recipe_key)
     info_m = MODEL_INFO[model]
     representation = info_m["representation"]
     st.caption(f"{info_m['summary']} — {info_m['reference']}.")
-    recipe = RECIPES[model]
-    P = f"tr_{model}_"
+    if recipe_key in choices.RECIPE_NOTES:
+        st.caption(f":material/info: {choices.RECIPE_NOTES[recipe_key]}")
+    recipe = RECIPES[recipe_key]
+    P = f"tr_{recipe_key}_"
 
     def kept(widget, label, name, default, **kwargs):
         return ui.kept(widget, label, key=P + name, default=default, **kwargs)
@@ -162,17 +155,23 @@ with settings:
             )  # fmt: skip
             stride = kept(
                 st.select_slider, "Stride of the first convolution", "stride", recipe["model_kwargs"]["stride"],
-                options=with_value(STRIDES, recipe["model_kwargs"]["stride"]),
+                options=with_value(list(choices.STRIDES), recipe["model_kwargs"]["stride"]),
                 help="Hop of the 80-sample learned filter bank, in samples (16 at 8 kHz = 2 ms, the tutorial; 4 in "
                 "the paper: 4× more time steps, slower and finer).",
             )  # fmt: skip
             sample_rate = kept(
-                st.select_slider, "Resample the clips to (Hz)", "sample_rate", recipe_value(model, "sample_rate"),
-                options=with_value(RATES, recipe_value(model, "sample_rate")),
-                help="The paper's M-models listen at 8 kHz (1 s = 8,000 samples, nothing above 4 kHz); 16 kHz keeps "
-                "every frequency the clips have, at twice the samples.",
+                st.select_slider, "Resample the clips to", "sample_rate", recipe_value(recipe_key, "sample_rate"),
+                options=with_value(list(choices.SAMPLE_RATES), recipe_value(recipe_key, "sample_rate")),
+                format_func=choices.rate_label,
+                help="The paper's and the tutorial's M-models listen at 8 kHz (1 s = 8,000 samples, nothing above "
+                "4 kHz); 16 kHz keeps every frequency the clips have, at twice the samples. Hear each rate in the "
+                "Spectrogram lab (Sample rate tab).",
             )  # fmt: skip
-            model_kwargs = {**recipe["model_kwargs"], "n_channel": int(n_channel), "stride": int(stride)}
+            model_kwargs, stride_note = choices.fit_stride(
+                model, {**recipe["model_kwargs"], "n_channel": int(n_channel), "stride": int(stride)}, int(sample_rate)
+            )
+            if stride_note:
+                st.caption(f":material/build: {stride_note}")
 
     with data_box.container(border=True):
         st.markdown("**Data**")
@@ -205,67 +204,31 @@ with settings:
     fe_notes: list[str] = []
     fe_problems: list[str] = []
     if representation == "mel":
-        with st.expander(
-            f"Front end: {features.n_mels} Mel bands × {features.frames_for(features.sample_rate)} frames "
-            f"(window {1000 * features.win_length / features.sample_rate:g} ms, hop "
-            f"{1000 * features.hop_length / features.sample_rate:g} ms) — from the Spectrogram lab"
-        ):
-            fe_keys = {"n_fft": "trfe_n_fft", "win_length": "trfe_win", "hop_length": "trfe_hop",
-                       "n_mels": "trfe_n_mels", "f_max": "trfe_f_max", "top_db": "trfe_top_db", "window": "trfe_window"}  # fmt: skip
-
-            def fe_values(c: FeatureConfig) -> dict:
-                return {"n_fft": c.n_fft, "win_length": c.win_length, "hop_length": c.hop_length, "n_mels": c.n_mels,
-                        "f_max": int(round(c.f_max_hz)), "top_db": int(round(c.top_db or 80)), "window": c.window}  # fmt: skip
-
-            if ss.get("_trfe_written") != features.to_dict() or any(k not in ss for k in fe_keys.values()):
-                for name, value in fe_values(features).items():  # changed elsewhere: refill the widgets
-                    ss[fe_keys[name]] = value
-            cast = {"f_max": float, "top_db": float, "window": str}
-            candidate = replace(features, **{n: cast.get(n, int)(ss[k]) for n, k in fe_keys.items()})
-            fitted, fe_notes = ui.fit_feature_config(candidate)  # repaired before the widgets are drawn
-            for name, value in fe_values(fitted).items():
-                ss[fe_keys[name]] = value
-            c1, c2, c3 = st.columns(3)
-            c1.selectbox("n_fft", N_FFT_CHOICES, key=fe_keys["n_fft"])
-            c2.number_input("win_length (samples)", 32, 2048, step=16, key=fe_keys["win_length"])
-            c3.number_input("hop_length (samples)", 16, 2048, step=16, key=fe_keys["hop_length"])
-            c1.number_input("n_mels", N_MELS_RANGE[0], N_MELS_RANGE[1], step=1, key=fe_keys["n_mels"])
-            c2.number_input("f_max (Hz)", 500, features.sample_rate // 2, step=100, key=fe_keys["f_max"])
-            c3.number_input("top_db", int(TOP_DB_RANGE[0]), int(TOP_DB_RANGE[1]), step=5, key=fe_keys["top_db"])
-            st.radio("Window", list(WINDOWS), key=fe_keys["window"], horizontal=True)
-            fe_problems = list(ui.problems(fitted))
+        fe_state = FRONT_END.read()  # before the panel: its title shows the settings of this very run
+        with st.expander(f"Front end: {describe(fe_state.config)} — {preset_title(fe_state.config)}",
+                         key="trfe_panel"):  # fmt: skip
+            st.caption("The same settings as the Spectrogram lab: a change here shows there, and back.")
+            features = FRONT_END.draw(fe_state)
+            fe_notes, fe_problems = fe_state.notes, list(ui.problems(features))
             for note in fe_notes:
                 st.caption(f":material/build: {note}")
-            if not fe_problems:
-                features = fitted
-                ui.set_feature_config(features)
-                ss["_trfe_written"] = features.to_dict()
+            if fe_state.lesson:
+                st.caption(f":material/school: {fe_state.lesson}")
             ui.page_link("spectrogram.py", "See these settings in the Spectrogram lab", ":material/graphic_eq:")
 
     # -- augmentation -------------------------------------------------------------------------
-    lab_recipe = ss.get(ui.AUGMENT_KEY)
-    options = [RECIPE] + ([LAB] if lab_recipe else []) + [p for p in PRESETS if p != "none"]
-    if lab_recipe and ss.get("_tr_lab_seen") != lab_recipe:  # a new recipe made in the lab: use it
-        ss["tr_aug_recipe"] = LAB
-        ss.setdefault(ui.KEPT_KEY, {})["tr_aug_recipe"] = LAB
-    ss["_tr_lab_seen"] = lab_recipe
-    lab_aug = ui.augment_config() if lab_recipe else None
+    lab_aug = ui.augment_config() if ss.get(ui.AUGMENT_KEY) else None
+    options = choices.augment_choices(lab_available=lab_aug is not None)
     with st.container(border=True):
-        aug_on = ui.kept(st.toggle, "**Augment the training clips**", key="tr_aug_on", default=True,
-                         help="Random changes to every training batch, drawn anew each epoch.")  # fmt: skip
-        recipe_labels = {RECIPE: "tuned recipe (shift, gain, quiet noise, SpecAugment)",
-                         LAB: f"from the Augmentation lab: {lab_aug.name if lab_aug else ''}"}  # fmt: skip
-        choice = ui.kept(st.selectbox, "Recipe", key="tr_aug_recipe", default=LAB if lab_recipe else RECIPE,
-                         options=options, format_func=lambda o: recipe_labels.get(o, f"preset: {o}"), disabled=not aug_on,
-                         label_visibility="collapsed")  # fmt: skip
-        if choice == RECIPE:
-            aug_value, aug_cfg = RECIPE_AUGMENT, AugmentConfig.from_dict(RECIPE_AUGMENT)
-        elif choice == LAB and lab_aug is not None:
-            aug_value, aug_cfg = lab_aug.to_dict(), lab_aug
-        else:
-            aug_value, aug_cfg = choice, preset(choice)
+        aug_on = kept(st.toggle, "**Augment the training clips**", "aug_on", default=recipe_value(recipe_key, "augment") != "none",
+                      help="Random changes to every training batch, drawn anew each epoch.")  # fmt: skip
+        choice = ui.kept(st.selectbox, "Recipe", key="tr_aug_recipe", default=choices.AUGMENT_RECIPE,
+                         options=options, format_func=lambda o: choices.augment_choice_label(o, lab_aug.name if lab_aug else None),
+                         disabled=not aug_on, label_visibility="collapsed",
+                         help="The recipe made in the Augmentation lab is offered here; it is used only when you pick it.")  # fmt: skip
+        aug_value = choices.augment_value(choice, lab_aug) if aug_on else "none"
+        aug_cfg = AugmentConfig.from_dict(aug_value) if isinstance(aug_value, dict) else preset(aug_value)
         if not aug_on:
-            aug_value, aug_cfg = "none", preset("none")
             st.caption("No augmentation: the model sees each training clip exactly as recorded, every epoch.")
         else:
             st.caption(f"Each batch: {recipe_text(aug_cfg, representation)}.")
@@ -278,13 +241,13 @@ with settings:
         st.markdown("**Optimisation** (Adam)")
         o1, o2, o3, o4 = st.columns([1.1, 1.2, 1.2, 1])
         with o1:
-            epochs = kept(st.number_input, "Epochs", "epochs", recipe_value(model, "epochs"), min_value=1,
+            epochs = kept(st.number_input, "Epochs", "epochs", recipe_value(recipe_key, "epochs"), min_value=1,
                           max_value=500, step=1)  # fmt: skip
         with o2:
-            lr = kept(st.select_slider, "Learning rate", "lr", nearest(recipe_value(model, "lr"), LRS), options=LRS,
+            lr = kept(st.select_slider, "Learning rate", "lr", nearest(recipe_value(recipe_key, "lr"), LRS), options=LRS,
                       format_func=lambda v: f"{v:g}")  # fmt: skip
         with o3:
-            batch_size = kept(st.select_slider, "Batch size", "batch_size", recipe_value(model, "batch_size"),
+            batch_size = kept(st.select_slider, "Batch size", "batch_size", recipe_value(recipe_key, "batch_size"),
                               options=BATCHES)  # fmt: skip
         with o4:
             seed = ui.kept(st.number_input, "Seed", key="tr_seed", default=0, min_value=0, max_value=2**31 - 1,
@@ -293,26 +256,34 @@ with settings:
             m1, m2, m3 = st.columns(3)
             with m1:
                 scheduler = kept(st.selectbox, "Learning-rate schedule", "scheduler",
-                                 recipe_value(model, "scheduler"), options=list(SCHEDULERS),
+                                 recipe_value(recipe_key, "scheduler"), options=list(SCHEDULERS),
                                  help="onecycle: warm up, then anneal (the recipes). step: ×gamma every "
                                  "step_size epochs (the tutorial).")  # fmt: skip
             with m2:
                 weight_decay = kept(st.select_slider, "Weight decay", "weight_decay",
-                                    nearest(recipe_value(model, "weight_decay"), DECAYS), options=DECAYS,
+                                    nearest(recipe_value(recipe_key, "weight_decay"), DECAYS), options=DECAYS,
                                     format_func=lambda v: f"{v:g}")  # fmt: skip
             with m3:
                 minutes = kept(st.number_input, "Time limit (min, 0 = none)", "max_minutes", 0.0, min_value=0.0,
                                max_value=600.0, step=1.0,
                                help="Stop training after this long, then test the best model so far.")  # fmt: skip
-        st.button("Back to the tuned recipe", on_click=reset_recipe, args=(model,), icon=":material/restart_alt:",
-                  help=f"Epochs, learning rate, batch size, model size and augmentation of {model}'s tuned recipe.")  # fmt: skip
+        st.button("Back to the recipe", on_click=reset_recipe, args=(recipe_key,), icon=":material/restart_alt:",
+                  help=f"Epochs, learning rate, batch size, model size and augmentation of “{choices.recipe_label(recipe_key)}”.")  # fmt: skip
+
+    # -- name and notes -----------------------------------------------------------------------
+    with st.container(border=True):
+        st.markdown("**Name and notes** (shown on the Runs page; editable there later)")
+        run_name = ui.kept(st.text_input, "Name", key="tr_name", default="", max_chars=80,
+                           placeholder="e.g. m5 at 4 kHz", help="Labels and the CLI use it: `kwscore eval NAME`.")  # fmt: skip
+        run_notes = ui.kept(st.text_area, "Notes", key="tr_notes", default="", height=68,
+                            placeholder="What do you expect, and why?")  # fmt: skip
 
 # -- the run config ------------------------------------------------------------------------------
 overrides = dict(
     data=str(root), mix=mix, commands=commands, fraction=float(fraction), fraction_by=fraction_by, seed=int(seed),
     epochs=int(epochs), lr=float(lr), batch_size=int(batch_size), scheduler=scheduler,
     weight_decay=float(weight_decay), max_minutes=float(minutes) or None, model_kwargs=model_kwargs,
-    augment=aug_value,
+    augment=aug_value, name=run_name.strip(), notes=run_notes.strip(),
 )  # fmt: skip
 if representation == "mel":
     overrides["features"] = features.to_dict()
@@ -322,7 +293,7 @@ problems = list(fe_problems)
 config = None
 try:
     labels = resolve_commands(commands, words)
-    config = default_config(model, **overrides)
+    config = default_config(recipe_key, **overrides)
     problems += config.problems()
 except KwsError as exc:
     labels = []
@@ -391,7 +362,8 @@ with summary:
     if problems:
         st.error("**This run cannot start yet:**\n\n" + "\n".join(f"- {p}" for p in problems), icon=":material/block:")
     launch = st.button(
-        f"Launch {MODEL_LABELS[model].split(' · ')[0]} on {ui.dataset_name(str(root))}", type="primary",
+        f"Launch {choices.recipe_label(recipe_key).split(' · ')[0]}", type="primary",
+        help=f"Queue this run on {ui.dataset_name(str(root))}: it trains in the background.",
         icon=":material/rocket_launch:", disabled=bool(problems) or config is None, width="stretch", key="tr_launch",
     )  # fmt: skip
     if launch and config is not None:
@@ -403,6 +375,8 @@ with summary:
         else:
             ss.setdefault(SESSION_RUNS, []).append(run_id)
             ss[WATCH] = run_id
+    if config is not None and labels and described is not None:
+        code_view.show(snippets.train_code(config.to_dict(), len(labels), list(described["input_shape"])), key="tr_code")
 
 # -- the live run --------------------------------------------------------------------------------
 
@@ -458,7 +432,8 @@ def live_panel(run_id: str, polling: bool) -> None:
                       icon=":material/stop_circle:", disabled=cancelling, width="stretch")  # fmt: skip
     if state == "queued":
         ahead = ui.waiting_ahead(info, ui.all_runs())
-        st.progress(0.0, text=f"Waiting ({ahead} ahead): the worker trains one run at a time.")
+        st.progress(0.0, text=f"Waiting ({ahead} ahead): the worker trains one run at a time." if ahead
+                    else "Starting: the background worker is picking this run up…")  # fmt: skip
     elif state == "running":
         fraction, eta = jobs.progress(path)
         if status.get("total_steps"):

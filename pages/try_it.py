@@ -10,11 +10,12 @@ import json
 import streamlit as st
 
 from dashboard import plots, ui, ui_try
-from kwscore import audio
+from kwscore import audio, pretrained
 from kwscore.data.dataset import SAMPLE_RATE
 from kwscore.errors import KwsError
 from kwscore.features import FeatureConfig, linear_spectrogram_db
-from kwscore.inference import CLIP_MAX_SECONDS, CONFIDENT, MAX_SECONDS
+from kwscore.inference import CLIP_MAX_SECONDS, MAX_SECONDS
+from kwscore.labels import display_label
 from kwscore.streaming import StreamConfig, compose_from_dataset, match
 
 ss = st.session_state
@@ -52,14 +53,16 @@ except KwsError as exc:
     st.error(str(exc))
     st.stop()
 threshold = top[1].slider(
-    "Confidence threshold", 0.3, 0.95, CONFIDENT, 0.05, key="try_threshold",
+    "Confidence threshold", 0.3, 0.95, ui_try.default_threshold(info), 0.01, key="try_threshold",
     help="Below this top-1 probability the model is 'not confident'. For long recordings it is also the "
     "probability a word needs to be detected.",
 )  # fmt: skip
 st.caption(
-    f"Knows **{len(model.labels)} words**: {', '.join(model.labels)}. Listens at "
+    f"{ui_try.knows_text(model.labels)}. Listens at "
     f"{model.model_rate / 1000:g} kHz{' through a Mel front end' if model.feature_config else ' (raw waveform)'}."
 )
+if (ready := pretrained.about(info.path)) is not None:  # the model shipped with kwscore: say what it knows
+    st.info(pretrained.ready_line(ready), icon=":material/verified:")
 
 # -- the input ----------------------------------------------------------------------------------------
 
@@ -154,17 +157,8 @@ def stream_settings() -> None:
 
 def show_clip(result) -> None:
     p = result.prediction
-    if p.confident:
-        st.success(f"Heard **{p.word}** ({100 * p.probability:.0f} %).", icon=":material/hearing:")
-    else:
-        runner_up = p.top[1] if len(p.top) > 1 else None
-        st.warning(
-            f"**Not confident.** The best guess, *{p.word}*, has only {100 * p.probability:.0f} % "
-            f"(below {100 * threshold:.0f} %)"
-            + (f"; next comes *{runner_up[0]}* with {100 * runner_up[1]:.0f} %." if runner_up else ".")
-            + " Maybe the word is not one the model knows, or it was too quiet or noisy.",
-            icon=":material/help:",
-        )
+    kind, text = ui_try.verdict(p)
+    getattr(st, kind)(text, icon=ui_try.VERDICT_ICONS[kind])
     left, right = st.columns(2, gap="medium")
     with left:
         st.plotly_chart(plots.waveform(result.clip, SAMPLE_RATE, title="The second the model hears (16 kHz)"),
@@ -189,7 +183,8 @@ def show_clip(result) -> None:
             st.plotly_chart(plots.linear_spectrogram(spec, view, y_max=SAMPLE_RATE / 2,
                                                      title=f"Spectrogram of the {model.model_rate / 1000:g} kHz input"),
                             key="try_clip_spec")  # fmt: skip
-    st.plotly_chart(plots.class_probabilities(p.labels, p.probs, threshold), key="try_probs")
+    names = [display_label(label) for label in p.labels]  # _silence_ -> "silence", _unknown_ -> "another word"
+    st.plotly_chart(plots.class_probabilities(names, p.probs, threshold), key="try_probs")
 
 
 def show_stream(result, cfg: StreamConfig, truth: list | None) -> None:

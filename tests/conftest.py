@@ -14,6 +14,14 @@ SHARED_REAL = REPO.parent / "shared" / "data" / "speech-commands-real"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+# Tests start from an empty runs folder: the ready model shipped with kwscore (kwscore.pretrained) joins a
+# runs folder only where a test asks for it (KWS_READY_MODEL=1, tests/test_pretrained.py). Inherited by
+# the subprocesses tests start (kwscore, streamlit).
+os.environ["KWS_READY_MODEL"] = "0"
+# The embedded dataset of the tests (and of the dashboards they start): 40 synthetic speakers instead of
+# the default 160, so that it is made in seconds and models train on it quickly.
+os.environ["KWS_SYNTH_SPEAKERS"] = "40"
+
 
 @pytest.fixture(scope="session")
 def small_synth(tmp_path_factory) -> Path:
@@ -25,16 +33,25 @@ def small_synth(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_synth_all(tmp_path_factory) -> Path:
+    """All 35 words × 10 speakers × 1 take (350 clips): a dataset with words beyond the commands."""
+    from kwscore.data.synth import SynthParams, generate
+
+    root = tmp_path_factory.mktemp("small-synth-all")
+    return generate(root, SynthParams(speakers=10, words="all", utterances=1, seed=3))
+
+
+@pytest.fixture(scope="session")
 def embedded_data_dir(tmp_path_factory) -> Path:
     """A KWS_DATA_DIR holding the default embedded dataset (what the dashboard generates)."""
     from kwscore import paths
-    from kwscore.data.synth import SynthParams, generate
+    from kwscore.data.synth import default_params, generate
 
     data_dir = tmp_path_factory.mktemp("kws-data")
     old = os.environ.get("KWS_DATA_DIR")
     os.environ["KWS_DATA_DIR"] = str(data_dir)
     try:
-        generate(paths.synth_root(), SynthParams())
+        generate(paths.synth_root(), default_params())
     finally:
         if old is None:
             del os.environ["KWS_DATA_DIR"]

@@ -26,9 +26,15 @@ from kwscore.augment import (
     fix_length_centred,
     gain,
     load_noises,
+    mic_response,
+    microphone,
+    microphone_batch,
     mix,
     pitch_shift,
     preset,
+    reverb,
+    reverberate_batch,
+    room_impulse_response,
     snr_db,
     spec_augment,
     spec_augment_batch,
@@ -87,6 +93,8 @@ KEEP_LENGTH_EFFECTS = [
     (compress, {"preset": ("speech", "radio", "music", "film")}),
     (add_colored_noise, {"color": ("white", "pink", "brown")}),
     (add_background_noise, {}),
+    (reverb, {"rt60": (0.1, 0.9)}),
+    (microphone, {}),
 ]
 
 
@@ -515,3 +523,75 @@ def test_spec_augment_follows_the_batch_device(time_warp):
     assert out.device.type == "meta" and out.shape == specs.shape
     cpu_out, cpu_masks = spec_augment_batch(specs, config, 0)
     assert torch.equal(masks["freq"], cpu_masks["freq"]) and torch.equal(masks["time"], cpu_masks["time"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Rooms and microphones
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rt60", [0.2, 0.8])
+def test_room_impulse_response_decays_at_its_rt60(rt60):
+    rir, record = room_impulse_response(np.random.default_rng(0), rt60)
+    h = rir[0].double()
+    assert rir.shape[0] == 1 and h[0] == pytest.approx(1.0)  # starts with the direct sound
+    assert record["rt60_s"] == pytest.approx(rt60) and record["distance_m"] > 0
+    # Energy decay (Schroeder): -60 dB in rt60 seconds, so about -20 dB after rt60 / 3.
+    edc = torch.flip(torch.cumsum(torch.flip(h**2, [0]), 0), [0])
+    db = 10 * torch.log10(edc / edc[0])
+    at = int(rt60 / 3 * SR)
+    assert -35.0 < float(db[at]) < -10.0
+    same, _ = room_impulse_response(np.random.default_rng(0), rt60)
+    other, _ = room_impulse_response(np.random.default_rng(1), rt60)
+    assert torch.equal(rir, same) and not torch.equal(rir[..., :100], other[..., :100])
+
+
+def test_reverberation_smears_a_click_and_keeps_length_and_peak():
+    click = torch.zeros(2, 1, SR)
+    click[:, :, 1000] = 0.5
+    rirs = torch.stack([room_impulse_response(np.random.default_rng(k), 0.5)[0] for k in range(2)])
+    wet = reverberate_batch(click, torch.nn.functional.pad(rirs, (0, 0)))
+    assert wet.shape == click.shape
+    assert torch.allclose(wet.abs().amax(dim=-1), click.abs().amax(dim=-1))
+    assert float(wet[0, 0, :1000].abs().max()) < 1e-4  # nothing before the sound (causal)
+    tail = wet[:, 0, 1000 + SR // 10 : 1000 + SR // 5]  # 100-200 ms later the room still rings
+    assert float(tail.abs().max()) > 1e-3
+    dry = reverberate_batch(click, torch.ones(1, 1, 1))  # the identity room
+    assert torch.allclose(dry, click, atol=1e-6)
+
+
+def test_microphone_response_shapes_the_spectrum():
+    response = mic_response(SR, torch.tensor([300.0]), torch.tensor([3400.0]), torch.tensor([[1000.0]]), torch.tensor([[0.0]]))
+    f = torch.fft.rfftfreq(SR, 1 / SR)
+    at = lambda hz: float(response[0, int(torch.argmin((f - hz).abs()))])  # noqa: E731
+    assert at(1000) == pytest.approx(1.0, abs=0.05)
+    assert at(50) < 0.05 and at(7000) < 0.1  # no deep bass (-30 dB), no highs (-25 dB): a phone
+    white = colored_noise(SR, "white", seed=0)
+    y = microphone_batch(white[None], response)[0]
+    spectrum = torch.fft.rfft(y[0]).abs() ** 2
+    assert float(spectrum[f > 5000].sum() / spectrum[(f > 500) & (f < 3000)].sum()) < 0.05
+
+
+def test_microphone_effect_records_what_it_drew_within_limits():
+    x = word()
+    _y, record = microphone(x, low_hz=(100.0, 200.0), high_hz=4000.0, eq_db=(-3.0, 3.0), seed=5)
+    assert 100 <= record["low_hz"] <= 200 and record["high_hz"] == 4000
+    assert all(-3.0 <= bump["db"] <= 3.0 for bump in record["eq"])
+    with pytest.raises(KwsError, match="high_hz"):
+        microphone(x, high_hz=(500.0, 4000.0))
+    with pytest.raises(KwsError, match="rt60"):
+        reverb(x, rt60=(0.1, 5.0))
+
+
+def test_batched_rooms_and_microphones_in_training():
+    """The runner's batched reverb/microphone: shapes kept, clips whose coin says no untouched."""
+    from kwscore.runner import BatchAugment
+
+    x = torch.stack([word() for _ in range(6)])
+    for effect in ("reverb", "microphone"):
+        never = BatchAugment(AugmentConfig(steps=(AugmentStep(effect, 0.0),)), SR, None, seed=1)
+        assert torch.equal(never(x), x)
+        always = BatchAugment(AugmentConfig(steps=(AugmentStep(effect, 1.0),)), SR, None, seed=1)
+        y = always(x)
+        assert y.shape == x.shape and torch.isfinite(y).all()
+        assert all(not torch.equal(a, b) for a, b in zip(x, y, strict=True))

@@ -155,3 +155,107 @@ def test_shared_real_set_with_official_splits(shared_real):
     assert all35.labels == sorted(ALL_WORDS)
     info = dataset_info(shared_real, with_durations=False)
     assert not info.overlapping_speakers() and len(info.words) == 35
+
+
+# ------------------------------------------------------------------------------------------------
+# issue #10: hostile split lists, NaN clips, empty word folders (the corpus is tests/badinput/)
+# ------------------------------------------------------------------------------------------------
+
+
+def _damaged_copy(small_synth, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(small_synth, copy)
+    return copy, dataset_folder(copy)
+
+
+def test_split_lists_are_checked_when_the_dataset_is_opened(small_synth, tmp_path):
+    """Blank lines are ignored; traversal, absolute paths and missing files are reported once, when
+    the dataset is opened, and left out — not met as a torchaudio traceback after training."""
+    from kwscore.data.layout import read_split_lists
+
+    copy, folder = _damaged_copy(small_synth, tmp_path)
+    good_test = SpeechCommands(copy, "testing").clip_id(0)
+    test_list = folder / "testing_list.txt"
+    test_list.write_text("\n\n../../etc/passwd\n/etc/passwd\nyes/deadbeef_nohash_0.wav\n" + test_list.read_text())
+    (folder / "validation_list.txt").write_bytes(b"\n" + (folder / "validation_list.txt").read_bytes() + b"\n\n")
+    lists = read_split_lists(copy)
+    assert good_test in lists.testing and not any(".." in c or c.startswith("/") for c in lists.testing)
+    assert len(lists.problems) == 1, lists.problems  # blank lines are not problems
+    problem = lists.problems[0]
+    assert "testing_list.txt: 3 line(s) ignored" in problem and "'../../etc/passwd'" in problem
+    assert "an absolute path" in problem and "missing: no such file" in problem and "corrupt" not in problem
+    with pytest.warns(UserWarning, match="3 line"):
+        ds = SpeechCommands(copy, "training")
+    assert all(folder in ds.path(i).parents for i in range(len(ds)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reported once: opening again says nothing
+        testing = SpeechCommands(copy, "testing")
+    assert all(testing[i] is not None for i in range(len(testing)))  # every listed clip decodes
+    info = dataset_info(copy).format()
+    assert "WARNING: split list: testing_list.txt: 3 line(s) ignored" in info
+
+
+def test_non_utf8_and_unreadable_split_lists(small_synth, tmp_path):
+    copy, folder = _damaged_copy(small_synth, tmp_path)
+    (folder / "testing_list.txt").write_bytes((folder / "testing_list.txt").read_bytes() + b"yes/\xff\xfe_nohash_0.wav\n")
+    (folder / "validation_list.txt").unlink()
+    (folder / "validation_list.txt").mkdir()
+    with pytest.warns(UserWarning, match="not UTF-8"):
+        assert len(SpeechCommands(copy, "testing")) == 16
+    with pytest.raises(KwsError, match="no usable validation_list.txt"):
+        SpeechCommands(copy, "validation")
+    assert "validation_list.txt cannot be read" in dataset_info(copy).format()
+
+
+def test_a_nan_clip_is_skipped_with_a_warning_naming_it(small_synth, tmp_path):
+    copy, folder = _damaged_copy(small_synth, tmp_path)
+    ds = SpeechCommands(copy, "training")
+    path = ds.path(0)
+    x, sr = sf.read(path, dtype="float32")
+    x[100] = np.nan
+    sf.write(path, x, sr, subtype="FLOAT")
+    with pytest.warns(UserWarning, match=f"corrupt clip: .*{path.name}.*NaN or infinity"):
+        assert SpeechCommands(copy, "training")[0] is None
+    from kwscore.runner import decode_all
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        waveforms, targets = decode_all(SpeechCommands(copy, "training"), 16000)
+    assert len(waveforms) == len(ds) - 1 and torch.isfinite(waveforms).all()
+
+
+def test_a_missing_clip_is_reported_as_missing(small_synth, tmp_path):
+    copy, folder = _damaged_copy(small_synth, tmp_path)
+    ds = SpeechCommands(copy, "training")
+    ds.path(0).unlink()
+    with pytest.warns(UserWarning, match="skipping missing clip") as caught:
+        assert ds[0] is None
+    assert "corrupt" not in str(caught[0].message)
+
+
+def test_odd_rates_in_a_dataset(small_synth, tmp_path):
+    copy, folder = _damaged_copy(small_synth, tmp_path)
+    sf.write(folder / "yes" / "0dd0dd00_nohash_0.wav", 0.3 * np.sin(np.arange(44101) / 9), 44101)
+    data = bytearray((folder / "yes" / "0dd0dd00_nohash_0.wav").read_bytes())
+    data[24:28] = (999983).to_bytes(4, "little")
+    (folder / "no" / "0dd0dd01_nohash_0.wav").write_bytes(bytes(data))
+    ds = SpeechCommands(copy, None, sample_rate=8000)
+    odd = {ds.clip_id(i): i for i in range(len(ds))}
+    with pytest.warns(UserWarning, match="44101 Hz"):
+        assert ds[odd["yes/0dd0dd00_nohash_0.wav"]][0].shape == (1, 8000)
+    with pytest.warns(UserWarning, match="999983 Hz: KWS Studio reads 4,000 to 192,000 Hz"):
+        assert ds[odd["no/0dd0dd01_nohash_0.wav"]] is None
+
+
+def test_empty_word_folders_are_not_classes(small_synth, tmp_path):
+    copy, folder = _damaged_copy(small_synth, tmp_path)
+    (folder / "marvin").mkdir()
+    (folder / "sheila").mkdir()
+    (folder / "sheila" / "notes.txt").write_text("no clips here")
+    (folder / "bird").write_text("a file, not a folder")
+    (folder / "loop").symlink_to("loop")
+    ds = SpeechCommands(copy, "training", commands="all")
+    assert ds.labels == sorted(COMMANDS)
+    assert dataset_info(copy).words == sorted(COMMANDS)
+    with pytest.raises(KwsError, match="Unknown command.*marvin"):
+        SpeechCommands(copy, "training", commands=["yes", "marvin"])

@@ -12,10 +12,13 @@ import torch
 
 from kwscore.errors import KwsError
 from kwscore.features import (
-    N_FFT_CHOICES,
+    FEATURE_PRESETS,
+    N_FFT_RANGE,
+    N_MELS_RANGE,
     WHY_10_MS,
     FeatureConfig,
     MelFrontEnd,
+    empty_bands_lesson,
     empty_mel_bands,
     fft_bin_hz,
     frame_times,
@@ -26,6 +29,7 @@ from kwscore.features import (
     mel_filterbank,
     resample,
     resampled_spectrogram,
+    preset_name,
     teaching_numbers,
     valid_choices,
 )
@@ -257,21 +261,42 @@ def test_validation_messages(changes, expected):
         MelFrontEnd(cfg)
 
 
-def test_empty_mel_bands_are_counted_and_explained():
+def test_empty_mel_bands_are_a_lesson_not_an_error():
     cfg = FeatureConfig(n_fft=256, win_length=256, hop_length=128, n_mels=128)
     empty = empty_mel_bands(cfg)
     assert empty == int((mel_filterbank(cfg).sum(0) == 0).sum()) > 0
-    with pytest.raises(KwsError) as err:
-        cfg.validate()
-    msg = str(err.value)
-    assert f"{empty} of the 128 Mel bands are empty" in msg
-    assert "62.5 Hz apart" in msg
+    cfg.validate()  # allowed, as in torchaudio (which only warns)
+    lesson = empty_bands_lesson(cfg)
+    assert lesson.startswith(f"128 bands at n_fft 256 leave {empty} bands empty") and "62.5 Hz apart" in lesson
     best = max_valid_n_mels(cfg)
-    assert f"n_mels <= {best}" in msg and "n_fft >= 1024" in msg
-    replace(cfg, n_mels=best).validate()  # the advice works
+    assert f"n_mels ≤ {best}" in lesson and "n_fft ≥ 1024" in lesson
+    assert empty_mel_bands(replace(cfg, n_mels=best)) == 0  # the advice works
     assert empty_mel_bands(replace(cfg, n_mels=best + 1)) > 0
-    replace(cfg, n_fft=1024).validate()
-    assert teaching_numbers(cfg).empty_mel_bands == empty  # explained, not refused
+    assert empty_mel_bands(replace(cfg, n_fft=1024)) == 0
+    assert teaching_numbers(cfg).empty_mel_bands == empty
+    assert empty_bands_lesson(FeatureConfig()) is None
+    with torch.inference_mode():
+        spec = MelFrontEnd(cfg)(torch.randn(1, 1, SR))
+    assert spec.shape == (1, 1, 128, 126) and torch.isfinite(spec).all()
+
+
+def test_torchaudio_preset_reaches_torchaudio_unchanged():
+    import torchaudio.transforms as T
+
+    c = FEATURE_PRESETS["torchaudio"]
+    mel, default = MelFrontEnd(c).mel, T.MelSpectrogram()  # torchaudio with no arguments
+    for name in ("n_fft", "win_length", "hop_length", "power", "center", "pad_mode"):
+        assert getattr(mel.spectrogram, name) == getattr(default.spectrogram, name), name
+    for name in ("n_mels", "sample_rate", "f_min", "f_max", "norm", "mel_scale"):
+        assert getattr(mel.mel_scale, name) == getattr(default.mel_scale, name), name
+    assert torch.equal(mel.spectrogram.window, default.spectrogram.window)
+    x = torch.randn(1, SR)
+    assert torch.equal(mel(x), default(x))
+    assert mel(x).shape == (1, 128, 81)
+    assert empty_bands_lesson(c).startswith("128 bands at n_fft 400 leave 4 bands empty")
+    assert preset_name(c) == "torchaudio" and preset_name(FeatureConfig()) == "classic"
+    assert preset_name(replace(c, f_max=8000.0)) == "torchaudio"  # None means Nyquist: the same front end
+    assert preset_name(replace(c, n_mels=64)) is None
 
 
 def test_problems_lists_everything():
@@ -361,29 +386,28 @@ def test_resampled_spectrogram_bad_kind():
 
 
 def test_valid_choices_edges_are_valid():
-    cfg = FeatureConfig()
-    r = valid_choices(cfg)
-    assert r.n_fft_options == (512, 1024, 2048)
-    assert set(r.n_fft_options) <= set(N_FFT_CHOICES)
-    assert r.n_mels == (8, max_valid_n_mels(cfg, upper=128))
-    assert r.top_db == (20.0, 120.0) and r.f_max[1] == 8000.0
-    for changes in (
-        {"n_fft": r.n_fft_options[0]},
-        {"n_fft": r.n_fft_options[-1]},
-        {"n_mels": r.n_mels[0]},
-        {"n_mels": r.n_mels[1]},
-        {"hop_length": r.hop_length[0]},
-        {"hop_length": r.hop_length[1]},
-        {"win_length": r.win_length[0], "hop_length": 16},
-        {"win_length": r.win_length[1]},
-        {"f_max": r.f_max[1]},
-        {"f_min": r.f_min[1]},
-        {"top_db": r.top_db[0]},
-    ):
-        replace(cfg, **changes).validate()
+    for cfg in (FeatureConfig(), FEATURE_PRESETS["torchaudio"]):
+        r = valid_choices(cfg)
+        assert r.n_fft == N_FFT_RANGE and r.n_mels == N_MELS_RANGE and N_MELS_RANGE[1] >= 128
+        assert r.win_length == (32, cfg.n_fft) and r.hop_length == (16, cfg.win_length)
+        assert r.top_db == (20.0, 120.0) and r.f_max[1] == 8000.0
+        assert r.n_mels_full == max_valid_n_mels(cfg, upper=N_MELS_RANGE[1])
+        for changes in (
+            {"n_mels": r.n_mels[0]},
+            {"n_mels": r.n_mels[1]},
+            {"n_fft": cfg.win_length + 1},  # any n_fft, not only powers of two
+            {"hop_length": r.hop_length[0]},
+            {"hop_length": r.hop_length[1]},
+            {"win_length": r.win_length[0], "hop_length": 16},
+            {"win_length": r.win_length[1]},
+            {"f_max": r.f_max[1]},
+            {"f_min": r.f_min[1]},
+            {"top_db": r.top_db[0]},
+        ):
+            replace(cfg, **changes).validate()
 
 
-def test_valid_choices_shrink_n_mels_for_small_fft():
-    r = valid_choices(FeatureConfig(n_fft=128, win_length=128, hop_length=64))
-    assert r.n_mels[1] < 128
-    replace(FeatureConfig(n_fft=128, win_length=128, hop_length=64), n_mels=r.n_mels[1]).validate()
+def test_valid_choices_follow_f_min_and_f_max():
+    r = valid_choices(FeatureConfig(f_min=300.0, f_max=4000.0))
+    assert r.f_min == (0.0, 1000.0) and r.f_max == (400.0, 8000.0)
+    assert valid_choices(FeatureConfig(f_max=600.0)).f_min[1] == 500.0

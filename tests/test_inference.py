@@ -249,3 +249,89 @@ def test_train_on_own_recordings(embedded_data_dir, tmp_path):
     assert result.state == "succeeded" and result.labels == ["hello", "no", "yes"]
     assert result.report["n_total"] == 3  # take 4 of every word is in the test split
     assert Predictor.from_run(tmp_path / "runs" / "own").labels == ["hello", "no", "yes"]
+
+
+# ------------------------------------------------------------------------------------------------
+# issue #10: odd sample rates cost little; impossible ones, and front ends asking for them, are refused
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sr", [8001, 44101, 191999, 192000, 4000 * 2 + 3])
+def test_odd_rates_resample_with_bounded_cost(sr):
+    """torchaudio's sinc kernel for 44,101 Hz -> 16 kHz would be 2.7 GB: such pairs go to soxr."""
+    import resource
+
+    x = torch.from_numpy((0.3 * np.sin(2 * math.pi * 440 * np.arange(2 * sr) / sr)).astype(np.float32))[None]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    y = audio.resample(x.repeat(2, 1), sr, SR)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert y.shape == (2, 2 * SR) and grown_mb < 100
+    spectrum = np.abs(np.fft.rfft(y[0].numpy()))
+    assert abs(np.argmax(spectrum) / 2 - 440) <= 1  # still a 440-Hz tone (0.5 Hz per bin)
+    if audio.sinc_taps(sr, SR) > audio.SINC_MAX_TAPS:
+        assert audio.resampling_method(sr, SR) == "soxr"
+        with pytest.raises(KwsError, match="taps"):
+            audio.resampler(sr, SR)
+    assert audio.resampler.cache_info().maxsize == audio.RESAMPLER_CACHE <= 8
+
+
+def test_the_usual_pairs_keep_torchaudios_sinc_resampler():
+    for orig, new in [(16000, 8000), (44100, 16000), (48000, 16000), (22050, 16000), (16000, 11025)]:
+        assert audio.resampling_method(orig, new) == "sinc"
+    x = torch.randn(1, 44100)
+    assert torch.equal(audio.resample(x, 44100, SR), audio.resampler(44100, SR)(x))
+
+
+@pytest.mark.parametrize("sr", [8001, 44101])
+def test_an_upload_at_an_odd_rate_is_converted(sr):
+    t = np.arange(sr) / sr
+    sound = read_audio(encode((0.3 * np.sin(2 * math.pi * 440 * t)).astype(np.float32), sr), "odd.wav")
+    assert sound.waveform.shape == (1, SR) and f"{sr:,} Hz → 16,000 Hz" in sound.describe()
+
+
+@pytest.mark.parametrize("sr", [192001, 999983])
+def test_an_upload_at_an_impossible_rate_is_refused(sr):
+    data = bytearray(encode(np.zeros(SR, np.float32) + 0.1, SR, "WAV", "PCM_16"))
+    data[24:28] = sr.to_bytes(4, "little")
+    with pytest.raises(KwsError, match="KWS Studio reads 4,000 to 192,000 Hz"):
+        read_audio(bytes(data), "odd.wav")
+
+
+def test_antiphase_stereo_is_silent():
+    """Left = -right: loud on each channel, nothing once mixed to mono."""
+    x = (0.5 * np.sin(2 * math.pi * 300 * np.arange(SR) / SR)).astype(np.float32)
+    with pytest.raises(KwsError, match="silent once its 2 channels are mixed to mono"):
+        read_audio(encode(np.stack([x, -x], axis=1), SR), "miswired.wav")
+    assert read_audio(encode(np.stack([x, 0.5 * x], axis=1), SR), "fine.wav").channels == 2
+
+
+@pytest.mark.parametrize("rate", [999983, 15999, 0, None, "8000"])
+def test_a_front_end_asking_for_an_odd_rate_is_refused(rate):
+    """A damaged or foreign checkpoint's front end: refused politely, no gigabyte sinc kernel."""
+    from kwscore.evaluation import build_transform
+
+    with pytest.raises(KwsError, match="front end cannot be built"):
+        build_transform({"input_sample_rate": SR, "sample_rate": rate, "features": None})
+    with pytest.raises(KwsError, match="front end cannot be built"):
+        build_transform([SR, 8000])
+    assert len(build_transform({"input_sample_rate": SR, "sample_rate": 8000, "features": None})) == 1
+
+
+def test_a_checkpoint_asking_for_999983_hz_is_refused(tmp_path):
+    from kwscore.evaluation import load_run_model, transform_config
+    from kwscore.models import build_model
+    from kwscore.training import save_checkpoint
+
+    run = tmp_path / "20260101-000000-m5-abcdef"
+    run.mkdir()
+    model = build_model("m5", 2, sample_rate=8000)
+    save_checkpoint(run / "best.pt", model, {"transform_config": transform_config(999983, None), "labels": ["no", "yes"]})
+    with pytest.raises(KwsError, match="front end cannot be built.*999983 Hz"):
+        load_run_model(run)
+
+
+def test_training_refuses_a_model_rate_with_a_huge_sinc_kernel():
+    from kwscore.runner import default_config
+
+    assert any("taps" in p for p in default_config("m5", sample_rate=15999).problems(check_data=False))
+    assert not default_config("m5", sample_rate=11025).problems(check_data=False)

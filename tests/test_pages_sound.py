@@ -149,9 +149,10 @@ def test_pages_work_on_the_shared_real_set(kws_env, shared_real):
 MOVES = [
     ("slider", "spec_hop", 320, lambda z: z.shape == (40, 51), True),
     ("slider", "spec_n_mels", 64, lambda z: z.shape == (64, 51), True),
-    ("slider", "spec_win", 400, lambda z: z.shape == (64, 51), True),
-    ("select_slider", "spec_n_fft", 1024, lambda z: z.shape == (64, 51), True),
+    ("slider", "spec_win", 401, lambda z: z.shape == (64, 51), True),  # single samples
+    ("number_input", "spec_n_fft", 1000, lambda z: z.shape == (64, 51), True),  # not only powers of two
     ("slider", "spec_f_max", 4000, lambda z: z.shape == (64, 51), True),
+    ("slider", "spec_f_min", 0, lambda z: z.shape == (64, 51), True),
     ("slider", "spec_top_db", 40, lambda z: float(z.max() - z.min()) <= 40.0 + 1e-3, False),
     ("radio", "spec_window", "hamming", lambda z: z.shape == (64, 51), False),
 ]
@@ -175,33 +176,48 @@ def test_every_spectrogram_setting_changes_the_picture(kws_env):
         field = {"spec_win": "win_length", "spec_hop": "hop_length"}.get(key, key.replace("spec_", ""))
         assert at.session_state["feature_config"][field] == value, key
     m = metrics(at)
-    assert m["Hz per FFT bin"] == "15.625" and m["Window (samples)"] == "400" and m["Model input"] == "64 × 51"
+    assert m["Hz per FFT bin"] == "16" and m["Window (samples)"] == "401" and m["Model input"] == "64 × 51"
     worked = next(md.value for md in at.markdown if "worked out" in md.value)
-    assert "(400 − 320) / 400" in worked and "16000 / 1024" in worked and "4000 Hz" in worked
+    assert "(401 − 320) / 401" in worked and "16000 / 1000" in worked and "4000 Hz" in worked
+
+
+def test_torchaudio_defaults_preset_and_the_empty_band_lesson(kws_env):
+    at = open_page("spectrogram")
+    at.button(key="spec_preset_torchaudio").click().run()
+    assert not at.exception and not at.error and not at.warning
+    cfg = FeatureConfig.from_dict(at.session_state["feature_config"])
+    assert (cfg.n_fft, cfg.win_length, cfg.hop_length, cfg.n_mels, cfg.f_min) == (400, 400, 200, 128, 0.0)
+    assert z(at, "spec_main").shape == (128, 81)  # T.MelSpectrogram() on a 1-s clip, 128 bands kept
+    assert metrics(at)["Model input"] == "128 × 81"
+    lesson = " ".join(i.value for i in at.info)
+    assert "128 bands at n_fft 400 leave 4 bands empty" in lesson
+    assert at.button(key="spec_preset_torchaudio").disabled  # it is the current setting
+    at.slider(key="spec_n_mels").set_value(200).run()  # beyond 128: more empty bands, still drawn
+    assert not at.exception and z(at, "spec_main").shape == (200, 81)
+    assert "200 bands at n_fft 400 leave" in " ".join(i.value for i in at.info)
+    at.button(key="spec_preset_classic").click().run()
+    assert z(at, "spec_main").shape == (40, 101) and not at.info
 
 
 def test_invalid_combinations_are_explained_not_raised(kws_env):
     at = open_page("spectrogram")
     # guarded (default): a smaller FFT than the window shortens the window, with a warning
-    at.select_slider(key="spec_n_fft").set_value(128).run()
+    at.number_input(key="spec_n_fft").set_value(128).run()
     assert not at.exception
     notes = " ".join(w.value for w in at.warning)
-    assert "n_fft of 128 cannot hold a 480-sample window" in notes and "n_mels was lowered" in notes
+    assert "n_fft of 128 cannot hold a 480-sample window" in notes and "hop was shortened" in notes
     cfg = FeatureConfig.from_dict(at.session_state["feature_config"])
-    assert cfg.win_length == 128 and cfg.hop_length == 128 and not cfg.problems()
-    assert z(at, "spec_main").shape == (cfg.n_mels, 126)
+    assert cfg.win_length == 128 and cfg.hop_length == 128 and cfg.n_mels == 40 and not cfg.problems()
+    assert z(at, "spec_main").shape == (40, 126)
+    assert "40 bands at n_fft 128 leave" in " ".join(i.value for i in at.info)  # kept, and explained
     assert at.slider(key="spec_win").max == 128  # ranges follow: the window can no longer outgrow n_fft
 
     # free mode: the mistake is shown as an error, the picture waits, other pages keep the last valid config
     at.toggle(key="spec_free").set_value(True).run()
-    at.slider(key="spec_n_mels").set_value(128).run()
-    assert not at.exception
-    assert at.error and "Mel bands are empty" in at.error[0].value
-    assert not has_chart(at, "spec_main")
-    assert at.session_state["feature_config"] == cfg.to_dict()
-    at.slider(key="spec_n_mels").set_value(20).run()
     at.slider(key="spec_win").set_value(1024).run()
     assert not at.exception and "longer than n_fft" in at.error[0].value
+    assert not has_chart(at, "spec_main")
+    assert at.session_state["feature_config"] == cfg.to_dict()
     # back to guarded: repaired automatically
     at.toggle(key="spec_free").set_value(False).run()
     assert not at.exception and not at.error and has_chart(at, "spec_main")
@@ -210,9 +226,18 @@ def test_invalid_combinations_are_explained_not_raised(kws_env):
 
 def test_side_views_of_the_spectrogram_lab(kws_env):
     at = open_page("spectrogram")
+    # "default" is what the student chooses: torchaudio's (first), the lab's classic 40 bands, or pinned settings
+    assert z(at, "spec_default").shape == (128, 81) and z(at, "spec_yours").shape == (40, 101)
+    assert "torchaudio's defaults" in chart(at, "spec_default")["layout"]["title"]["text"]
+    at.selectbox(key="spec_compare").select("classic").run()
     assert z(at, "spec_default").shape == z(at, "spec_yours").shape == (40, 101)
     at.slider(key="spec_hop").set_value(80).run()
     assert z(at, "spec_default").shape == (40, 101) and z(at, "spec_yours").shape == (40, 201)
+    next(b for b in at.button if b.label == "Pin my settings").click().run()
+    at.selectbox(key="spec_compare").select("pinned").run()
+    at.slider(key="spec_hop").set_value(160).run()
+    assert z(at, "spec_default").shape == (40, 201) and z(at, "spec_yours").shape == (40, 101)
+    at.slider(key="spec_hop").set_value(80).run()
 
     at.session_state["spec_view"] = "Mel filterbank"
     at.run()
@@ -227,14 +252,23 @@ def test_side_views_of_the_spectrogram_lab(kws_env):
     at.run()
     assert z(at, "spec_linear").shape == (257, 201) and z(at, "spec_mel_again").shape == (40, 201)
 
-    at.session_state["spec_view"] = "16 kHz → 8 kHz (what M5 hears)"
+    at.session_state["spec_view"] = "Sample rate: what M5 hears"
     at.run()
     assert not at.exception
     assert z(at, "spec_16k").shape == (257, 201)
-    low = chart(at, "spec_8k")
+    low = chart(at, "spec_resampled")
     assert array(low["data"][0]["z"]).shape == (129, 201)  # 30 ms = 240 samples -> n_fft 256; hop 5 ms = 40
     assert low["layout"]["yaxis"]["range"][1] == 8000  # same axis as 16 kHz: the empty top half shows
     assert len(audio_urls(at)) == 3
+    text = " ".join(m.value for m in at.markdown)
+    assert "tutorial's M5 listens at **8 kHz**" in text and "tuned M5 recipe listens at 16 kHz" in text
+    for rate, rows in ((4000, 65), (11025, 257), (16000, 257)):  # every rate can be heard
+        at.segmented_control(key="spec_rate").set_value(rate).run()
+        assert not at.exception, rate
+        spec = chart(at, "spec_resampled")
+        assert array(spec["data"][0]["z"]).shape[0] == rows, rate
+        assert len(audio_urls(at)) == 3
+    assert "only up to 2 kHz" not in " ".join(c.value for c in at.caption)  # 16 kHz keeps everything
 
 
 def test_feature_config_carries_to_the_augmentation_lab_and_back(kws_env):
@@ -252,7 +286,7 @@ def test_feature_config_carries_to_the_augmentation_lab_and_back(kws_env):
 def test_fit_feature_config_repairs_with_reasons():
     fixed, notes = fit_feature_config(FeatureConfig(n_fft=256, win_length=480, hop_length=320, n_mels=100))
     assert (fixed.win_length, fixed.hop_length) == (256, 256) and not fixed.problems()
-    assert fixed.n_mels < 100 and len(notes) == 3
+    assert fixed.n_mels == 100 and len(notes) == 2  # empty bands are explained, never "repaired"
     assert fit_feature_config(FeatureConfig()) == (FeatureConfig(), [])
 
 
@@ -318,3 +352,21 @@ def test_augmentation_probability_in_preview(kws_env):
     assert table(at).loc["Time stretch", "applied"] == "yes"  # the preview applies every effect that is on
     at.toggle(key="aug_honour_p").set_value(True).run()
     assert not at.exception and table(at).loc["Time stretch", "applied"].startswith("skipped")
+
+
+def test_augmentation_lab_rooms_and_microphones(kws_env):
+    """Students hear a room and a microphone: both change the sound and join the carried recipe."""
+    at = open_page("augmentation")
+    before = audio_urls(at)[1]
+    at.toggle(key="augw_reverb_on").set_value(True).run()
+    at.toggle(key="augw_microphone_on").set_value(True).run()
+    assert not at.exception
+    rows = table(at)
+    assert rows.loc["Room (reverberation)", "drawn this time"].startswith("rt60_s = ")
+    assert "high_hz = " in rows.loc["Microphone", "drawn this time"]
+    assert audio_urls(at)[1] != before
+    at.slider(key="augw_mic_high_hz").set_value((3400.0, 3400.0)).run()
+    assert not at.exception and "high_hz = 3400" in table(at).loc["Microphone", "drawn this time"]
+    recipe = AugmentConfig.from_dict(at.session_state["augment_config"])
+    steps = {s.effect: s.kwargs for s in recipe.steps}
+    assert steps["microphone"]["high_hz"] == (3400.0, 3400.0) and "rt60" in steps["reverb"]

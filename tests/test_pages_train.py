@@ -62,7 +62,8 @@ def wait_until_final(runs: Path, run_ids: list[str], timeout: float = 90.0) -> d
 
 
 def run_ids(runs: Path) -> list[str]:
-    return sorted(p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith("_")) if runs.is_dir() else []
+    """Training runs (their ids start with a timestamp; other folders such as ready models are not runs)."""
+    return sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name[:1].isdigit()) if runs.is_dir() else []
 
 
 # ------------------------------------------------------------------------------------------------
@@ -95,6 +96,48 @@ def test_train_page_shows_the_model_summary_and_follows_the_model(kws_env):
     assert int(small.replace(",", "")) < int(m5["Parameters"].replace(",", ""))
     assert at.button(key="tr_launch").disabled is False
 
+    # M5 as the PyTorch tutorial trains it, next to the tuned recipe, each saying what it is
+    assert "tuned (16 kHz)" in at.radio(key="tr_model").format_func("m5")
+    at.radio(key="tr_model").set_value("m5tutorial").run()
+    assert not at.exception and metrics(at)["Input"] == "8000"
+    assert any("Exactly the PyTorch tutorial" in c.value for c in at.caption)
+    assert at.toggle(key="tr_m5tutorial_aug_on").value is False  # the tutorial has no augmentation
+    assert at.select_slider(key="tr_m5tutorial_batch_size").value == 256
+    # 4 kHz: stride 16 needs 6,848 samples; the stride adapts (and says so) so that it trains
+    at.select_slider(key="tr_m5tutorial_sample_rate").set_value(4000).run()
+    assert not at.exception and not at.error and metrics(at)["Input"] == "4000"
+    assert any("the stride was lowered to 8" in c.value for c in at.caption)
+    assert at.button(key="tr_launch").disabled is False
+
+
+def test_torchaudio_defaults_train_with_128_bands_and_the_panel_title_follows(kws_env):
+    at = open_page("train")
+    panel = next(e for e in at.expander if e.label.startswith("Front end:"))
+    assert panel.label.startswith("Front end: 40 Mel bands × 101 frames")
+    at.button(key="trfe_preset_torchaudio").click().run()
+    assert not at.exception and not at.error
+    assert metrics(at)["Input"] == "128 × 81"  # never silently lowered to 126
+    assert any("128 bands at n_fft 400 leave 4 bands empty" in c.value for c in at.caption)
+    panel = next(e for e in at.expander if e.label.startswith("Front end:"))
+    assert panel.label.startswith("Front end: 128 Mel bands × 81 frames") and "torchaudio" in panel.label
+    at.slider(key="trfe_n_mels").set_value(64).run()  # the title shows this edit at once, not one edit late
+    assert next(e for e in at.expander if e.label.startswith("Front end:")).label.startswith("Front end: 64 Mel")
+    assert at.session_state["feature_config"]["n_mels"] == 64  # the Spectrogram lab shows the same
+    at.switch_page("../pages/spectrogram.py").run()
+    assert at.slider(key="spec_n_mels").value == 64 and at.number_input(key="spec_n_fft").value == 400
+
+
+def test_the_augmentation_lab_recipe_is_offered_not_imposed(kws_env):
+    at = open_page("augmentation")
+    at.toggle(key="augw_gain_on").set_value(True).run()  # a custom recipe in the lab
+    at.switch_page("../pages/train.py").run()
+    assert not at.exception
+    box = at.selectbox(key="tr_aug_recipe")
+    assert box.value == "recipe"  # the tuned recipe stays the default
+    assert "from the Augmentation lab: custom" in box.options
+    box.set_value("lab").run()
+    assert "gain" in " ".join(c.value for c in at.caption)
+
 
 def test_mix_in_your_recordings_adds_their_words(kws_env, tmp_path, monkeypatch):
     from kwscore.userdata import save_take
@@ -114,12 +157,16 @@ def test_mix_in_your_recordings_adds_their_words(kws_env, tmp_path, monkeypatch)
 
 
 def test_impossible_settings_are_explained_and_launch_is_disabled(kws_env):
+    from kwscore.augment import AugmentConfig, SpecAugmentConfig
+
     at = open_page("train")
-    at.radio(key="tr_model").set_value("m18").run()
-    at.select_slider(key="tr_m18_stride").set_value(max(int(o) for o in at.select_slider(key="tr_m18_stride").options)).run()
-    at.select_slider(key="tr_m18_sample_rate").set_value(4000).run()
+    # a lab recipe whose SpecAugment masks are wider than the picture the front end makes
+    at.session_state["augment_config"] = AugmentConfig(spec_augment=SpecAugmentConfig(freq_mask_param=30)).to_dict()
+    at.run()
+    at.selectbox(key="tr_aug_recipe").set_value("lab").run()
+    at.slider(key="trfe_n_mels").set_value(16).run()
     assert not at.exception, at.exception
-    assert at.error, "an impossible model should be explained"
+    assert at.error and "16 Mel bands" in at.error[0].value, "an impossible run should be explained"
     assert at.button(key="tr_launch").disabled is True
 
 
@@ -128,14 +175,17 @@ def test_launch_a_tiny_run_watch_it_then_study_and_delete_it_on_the_runs_page(kw
     at.radio(key="tr_model").set_value("m5").run()
     at.select_slider(key="tr_m5_n_channel").set_value(4).run()
     at.select_slider(key="tr_fraction").set_value(0.25).run()
-    at.toggle(key="tr_aug_on").set_value(False).run()
+    at.toggle(key="tr_m5_aug_on").set_value(False).run()
     at.number_input(key="tr_m5_epochs").set_value(1).run()
+    at.text_input(key="tr_name").input("tiny m5").run()
+    at.text_area(key="tr_notes").input("one epoch, 4 channels").run()
     at.button(key="tr_launch").click().run()
     assert not at.exception, at.exception
     (run_id,) = run_ids(runs_dir)
     config = json.loads((runs_dir / run_id / "config.json").read_text())
     assert config["model"] == "m5" and config["model_kwargs"]["n_channel"] == 4 and config["epochs"] == 1
     assert config["fraction"] == 0.25 and config["augment"] == "none"
+    assert config["name"] == "tiny m5" and config["notes"] == "one epoch, 4 channels"
     assert config["data"] == str(Path(kws_env) / "synthetic")
     assert at.selectbox(key="train_watch").value == run_id
 
@@ -150,18 +200,36 @@ def test_launch_a_tiny_run_watch_it_then_study_and_delete_it_on_the_runs_page(kw
     # -- the Runs page lists it, with its evaluation ----------------------------------------------
     at.switch_page("../pages/runs.py").run()
     assert not at.exception, at.exception
+    at.selectbox(key="runs_detail").set_value(run_id).run()  # other folders (a ready model) may be listed too
     table = at.dataframe[0].value
-    assert list(table["run id"]) == [run_id]
-    assert table["status"][0] == "succeeded"
-    assert table["test acc."][0] == pytest.approx(100 * test_accuracy)
+    assert run_id in list(table["run id"])
+    row = table[table["run id"] == run_id].iloc[0]
+    assert row["status"] == "succeeded"
+    assert (row["name"], row["rate"], row["front end"], row["lr"], row["notes"]) == (
+        "tiny m5", "16 kHz", "raw waveform", config["lr"], "one epoch, 4 channels")
+    # renamed later, on the Runs page: the config, the table and the CLI follow
+    at.text_input(key=f"runs_name_{run_id}").input("m5 at 16 kHz")
+    at.text_area(key=f"runs_notes_{run_id}").input("4 channels are enough here")
+    next(b for b in at.button if b.label == "Save name and notes").click().run()
+    assert not at.exception, at.exception
+    saved = json.loads((runs_dir / run_id / "config.json").read_text())
+    assert saved["name"] == "m5 at 16 kHz" and saved["notes"] == "4 channels are enough here"
+    renamed = at.dataframe[0].value
+    assert renamed[renamed["run id"] == run_id].iloc[0]["name"] == "m5 at 16 kHz"
+    code = next(c.value for c in at.code if "evaluate(" in c.value)
+    assert run_id in code
+    (download,) = [d for d in at.get("download_button") if "notebook" in d.proto.label]
+    assert download.proto.label == "Download as a Jupyter notebook"
+    assert row["test acc."] == pytest.approx(100 * test_accuracy)
     assert metrics(at)["Test accuracy"] == f"{100 * test_accuracy:.1f} %"
     (confusion,) = charts(at, "runs_confusion")
     heat = confusion["data"][0]
-    assert heat["type"] == "heatmap" and len(heat["x"]) == len(heat["y"]) == 8
-    assert sorted(heat["x"]) == ["down", "go", "left", "no", "right", "stop", "up", "yes"]
+    n_labels = len(jobs.read_report(run_id, runs_dir)["labels"])  # the 8 commands (+ unknown / silence)
+    assert heat["type"] == "heatmap" and len(heat["x"]) == len(heat["y"]) == n_labels
+    assert {"down", "go", "left", "no", "right", "stop", "up", "yes"} <= set(heat["x"])
     (per_class,) = charts(at, "runs_per_class")
-    assert per_class["data"][0]["type"] == "bar" and len(per_class["data"][0]["x"]) == 8
-    assert charts(at, "runs_cmp_acc"), "the newest finished run is compared by default"
+    assert per_class["data"][0]["type"] == "bar" and len(per_class["data"][0]["x"]) == n_labels
+    assert charts(at, "runs_cmp_acc"), "the newest finished run of each model is compared by default"
     if test_accuracy < 1:
         assert charts(at, "runs_mis_spec_0") and charts(at, "runs_mis_top_0")
         assert at.get("audio"), "misclassified clips can be played"
@@ -173,7 +241,7 @@ def test_launch_a_tiny_run_watch_it_then_study_and_delete_it_on_the_runs_page(kw
     assert not at.exception, at.exception
     assert not (runs_dir / run_id).exists()
     assert any("was deleted" in s.value for s in at.success)
-    assert not at.dataframe, "no run is left to list"
+    assert not at.dataframe or run_id not in list(at.dataframe[0].value["run id"]), "the run is no longer listed"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -226,6 +294,8 @@ def test_a_running_run_cannot_be_deleted(runs_dir):
 
 def test_experiment_queues_fractions_times_augmentation_and_can_be_cancelled(runs_dir):
     at = open_page("runs")
+    assert len(at.selectbox(key="exp_model").options) == 7 and "M5 · PyTorch tutorial (8 kHz)" in at.selectbox(
+        key="exp_model").options
     at.selectbox(key="exp_model").set_value("m5")
     at.number_input(key="exp_epochs").set_value(1)
     assert at.multiselect(key="exp_fractions").value == [0.1, 0.25, 0.5, 1.0]

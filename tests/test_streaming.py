@@ -312,3 +312,23 @@ def test_paths_that_are_not_audio_files_get_a_message_at_once(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert phrase in err and "Traceback" not in err and len(err.splitlines()) == 1, err
         assert time.perf_counter() - tic < 5.0, (path, time.perf_counter() - tic)
+
+
+def test_live_detector_hears_every_tone_as_it_ends():
+    """Fed 20 ms at a time, the live detector reports each word once, in order, with the right
+    label, soon after the word ends (causal: no look-ahead), and nothing in between."""
+    from kwscore.streaming import LiveDetector
+
+    gen = torch.Generator().manual_seed(4)
+    clips = [("low" if i % 3 else "high", f"t{i}", tone(400 if i % 3 else 2000)) for i in range(7)]
+    comp = compose(clips, 0.5 * torch.randn(1, 3 * SR, generator=gen), 20.0, noise_db=-25, gap=(1.0, 2.0), seed=5)
+    live = LiveDetector(tone_classifier, ["high", "low"], StreamConfig(smooth=0.2), history_s=5.0)
+    heard = []
+    for i in range(0, comp.waveform.shape[1], 320):
+        for d in live.feed(comp.waveform[0, i : i + 320].numpy()):
+            heard.append((d, live.now))
+    assert [d.word for d, _ in heard] == [w.word for w in comp.words], (heard, comp.words)
+    for (d, at), w in zip(heard, comp.words, strict=True):
+        assert abs(d.start - w.start) < 0.15 and abs(d.end - w.end) < 0.15
+        assert 0 < at - w.end < 0.35, f"{w.word} at {w.end:.2f} s was reported at {at:.2f} s"
+    assert len(live.history) == 50 and live.now == pytest.approx(20.0)

@@ -82,7 +82,7 @@ def test_noise_colours_have_the_right_spectral_slope(small_synth):
 
 def test_manifest_and_idempotence(small_synth):
     manifest = read_manifest(small_synth)
-    assert manifest["params"] == {"speakers": 10, "words": "commands", "utterances": 2, "seed": 1}
+    assert manifest["params"] == {"speakers": 10, "words": "commands", "utterances": 2, "seed": 1, "rooms": True}
     assert manifest["counts"]["clips"] == 160 and manifest["generator_version"] >= 1
     marker = dataset_folder(small_synth) / MANIFEST
     before = marker.stat().st_mtime_ns
@@ -129,9 +129,23 @@ def test_refuses_to_overwrite_a_foreign_dataset(tmp_path):
     foreign = dataset_folder(tmp_path) / "yes"
     foreign.mkdir(parents=True)
     sf.write(foreign / "aaaaaaaa_nohash_0.wav", np.zeros(16000), 16000, subtype="PCM_16")
-    with pytest.raises(KwsError, match="did not generate"):
-        generate(tmp_path, SynthParams(speakers=3, words="commands", utterances=1))
-    assert (foreign / "aaaaaaaa_nohash_0.wav").exists()
+    for force in (False, True):  # --force never deletes a dataset kwscore did not write
+        with pytest.raises(KwsError, match="did not generate"):
+            generate(tmp_path, SynthParams(speakers=3, words="commands", utterances=1), force=force)
+        assert (foreign / "aaaaaaaa_nohash_0.wav").exists()
+
+
+def test_regenerating_keeps_clips_it_did_not_write(tmp_path):
+    """A take recorded into a generated dataset survives --force in ROOT/_trash/, byte for byte."""
+    params = SynthParams(speakers=3, words="commands", utterances=1, seed=3)
+    root = generate(tmp_path, params)
+    take = dataset_folder(root) / "yes" / "feedbeef_nohash_0.wav"
+    sf.write(take, np.full(16000, 0.25), 16000, subtype="PCM_16")
+    data = take.read_bytes()
+    generate(root, params, force=True)
+    assert not take.exists() and is_complete(root, params)
+    kept = list((tmp_path / "_trash").rglob("feedbeef_nohash_0.wav"))
+    assert len(kept) == 1 and kept[0].read_bytes() == data and kept[0].parent.name == "yes"
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -111,3 +111,30 @@ def test_train_on_your_recordings_mixed_with_a_dataset(small_synth, tmp_path):
     assert cli(["eval", str(tmp_path / "run"), "--json"]) == 0
     with pytest.raises(KwsError, match="mix must be a list"):
         default_config("m5", data=str(small_synth), mix="oops").validate()
+
+
+def test_long_names_get_a_message_not_an_oserror(tmp_path):
+    """A 300-character word or take name: a one-line KwsError, never 'File name too long'."""
+    save_take(tmp_path, "hello", "Ada", *tone_take())
+    for call in (lambda: save_take(tmp_path, "h" * 300, "Ada", *tone_take()),
+                 lambda: list_takes(tmp_path, "h" * 300),
+                 lambda: delete_take(tmp_path, "hello/" + "a" * 300 + "_nohash_0.wav")):  # fmt: skip
+        with pytest.raises(KwsError) as info:
+            call()
+        assert len(str(info.value)) < 250 and "characters)" in str(info.value), str(info.value)
+    assert save_take(tmp_path, "hello", "B" * 300, *tone_take()).number == 0  # a long user name is hashed
+    assert len(list_takes(tmp_path, "hello")) == 2
+
+
+@pytest.mark.parametrize("sr", [1, 999983, 2**31 - 1])
+def test_impossible_rates_are_refused(tmp_path, sr):
+    x, _ = tone_take(sr=16000)
+    with pytest.raises(KwsError, match="4,000 to 192,000 Hz"):
+        prepare_take(x, sr)
+    assert not list_takes(tmp_path)
+
+
+def test_odd_rates_are_resampled_cheaply(tmp_path):
+    x, sr = tone_take(sr=44101)
+    take = save_take(tmp_path, "hello", "Ada", x, sr)
+    assert sf.info(str(take.path)).samplerate == 16000 and sf.info(str(take.path)).frames == 16000

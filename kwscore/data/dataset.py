@@ -34,7 +34,7 @@ from kwscore.data.layout import (
 from kwscore.data.words import ALL_WORDS, COMMANDS, TASK_12_WORDS
 from kwscore.errors import KwsError
 
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = audio.SAMPLE_RATE
 SUBSETS = ("training", "validation", "testing")
 Item = tuple[torch.Tensor, int, str, str, int]
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from kwscore import audio
-from kwscore.data.dataset import check_layout
+from kwscore.data.dataset import SUBSETS, check_layout
 from kwscore.data.layout import FILENAME_RE, dataset_root, noise_files, read_split_lists, word_folders
 from kwscore.data.synth import read_manifest
 from kwscore.errors import KwsError
 
-SPLITS = ("training", "validation", "testing")
+SPLITS = SUBSETS
 
 
 @dataclass

@@ -1,0 +1,136 @@
+"""The Live page in Chromium with a fake microphone playing real words at known times.
+
+The microphone file holds words said by speakers of the shared real set's testing list (skipped when
+that set is absent), 2.5 s apart after 4 s of quiet (time for the WebRTC connection to come up). The
+words are ones the test CNN hears right when the same detector listens to the file directly, so this
+tests the page and its audio path — browser microphone, WebRTC without ICE servers, Opus, the
+server's resampling and live detector, the page's redraws — not the small model.
+
+Latency is measured in the browser: from the end of each word in the file (the file starts playing
+when ``getUserMedia`` resolves, timed by an init script) to the moment its detection appears in
+the page (a MutationObserver). The figure is printed and written to ``tests/artifacts/live_latency.json``;
+the 300-ms goal is reported, not asserted here (timing on a loaded 2-core machine is a benchmark's job).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, IDLE
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+WORDS = ["yes", "stop", "left", "no", "up", "go", "right", "down"]
+SR = 16000
+
+TIMING = """
+(() => {
+  const md = navigator.mediaDevices;
+  if (md && md.getUserMedia && !md.__kwsWrapped) {
+    const orig = md.getUserMedia.bind(md);
+    md.getUserMedia = async (c) => { const s = await orig(c); window.top.__kwsMicStart = window.top.__kwsMicStart || Date.now(); return s; };
+    md.__kwsWrapped = true;
+  }
+  if (window === window.top) {
+    window.__kwsSeen = {};
+    const look = () => document.querySelectorAll('[data-kws-det]').forEach(e => {
+      const k = e.getAttribute('data-kws-det');
+      if (!(k in window.__kwsSeen)) window.__kwsSeen[k] = {t: Date.now(), word: e.getAttribute('data-word'),
+                                                          end: parseFloat(e.getAttribute('data-end'))};
+    });
+    new MutationObserver(look).observe(document, {subtree: true, childList: true});
+  }
+})();
+"""
+
+
+def microphone_words(real_root, run, folder):
+    """A WAV of real test-split words the run's model hears right through the live detector, and
+    their placement (word, start, end in seconds)."""
+    from kwscore.data.dataset import SpeechCommands
+    from kwscore.inference import Predictor
+    from kwscore.streaming import LiveDetector, StreamConfig, compose
+
+    predictor = Predictor.from_run(run)
+    noise = 0.02 * torch.randn(1, 5 * SR, generator=torch.Generator().manual_seed(0))
+    clips = []
+    for word in WORDS:
+        ds = SpeechCommands(real_root, subset="testing", commands=[word])
+        for i in range(len(ds)):
+            clip = ds.waveform(i)
+            if clip is None:
+                continue
+            clip = torch.nn.functional.pad(clip, (0, max(0, SR - clip.shape[-1])))[:, :SR]
+            single = compose([(word, ds.clip_id(i), clip)], noise, 3.0, lead=1.0, noise_db=-35, seed=i)
+            live = LiveDetector(predictor.probabilities, predictor.labels, StreamConfig(smooth=0.2))
+            heard = [d.word for k in range(0, single.waveform.shape[1], 320) for d in live.feed(single.waveform[0, k : k + 320])]
+            if heard == [word]:
+                clips.append((word, ds.clip_id(i), clip))
+                break
+    if len(clips) < 3:
+        pytest.skip(f"the small test model hears too few real words through the live detector ({len(clips)})")
+    comp = compose(clips, noise, 4.0 + 3.5 * len(clips), lead=4.0, gap=(2.5, 2.5), noise_db=-35, seed=1)
+    path = folder / "live-words.wav"
+    sf.write(path, comp.waveform[0].numpy(), SR, subtype="PCM_16")
+    return path, [(w.word, w.start, w.end) for w in comp.words]
+
+
+def test_live_page_hears_every_word_in_order(server, shared_real, cnn_run_for_live, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    shutil.copytree(cnn_run_for_live, server.runs_dir / cnn_run_for_live.name, dirs_exist_ok=True)
+    wav, truth = microphone_words(shared_real, cnn_run_for_live, tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}"])  # fmt: skip
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["microphone"])
+        context.add_init_script(TIMING)
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(90_000)
+        page.goto(f"{server.url}/live")
+        page.wait_for_selector(IDLE)
+        page.get_by_text("Press Start above to listen").wait_for()
+        assert page.locator("[data-kws-heard='nothing']").count() == 1
+        frame = page.frame_locator("iframe[title*='streamlit_webrtc']")
+        frame.get_by_role("button", name="START").click()
+        deadline = time.monotonic() + 4.0 + 3.5 * len(truth) + 20
+        while time.monotonic() < deadline:
+            seen = page.evaluate("window.__kwsSeen")
+            if len(seen) >= len(truth):
+                break
+            page.wait_for_timeout(500)
+        page.wait_for_timeout(1500)  # anything that would fire late, or twice
+        seen = sorted(page.evaluate("window.__kwsSeen").values(), key=lambda s: s["t"])
+        mic_start = page.evaluate("window.__kwsMicStart")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "live_page.png"), full_page=True)
+        frame.get_by_role("button", name="STOP").click()
+        context.close()
+        browser.close()
+    heard = [s["word"] for s in seen]
+    expected = [w for w, _, _ in truth]
+    assert mic_start, "the page never opened the microphone"
+    latencies = [(s["t"] - mic_start) / 1000 - end for s, (_, _, end) in zip(seen, truth, strict=False)]
+    report = {"expected": expected, "heard": heard, "latency_s": [round(x, 3) for x in latencies],
+              "median_latency_s": float(np.median(latencies)) if latencies else None}  # fmt: skip
+    (ARTIFACTS / "live_latency.json").write_text(json.dumps(report, indent=1))
+    print(f"live: expected {expected}, heard {heard}; latency from the end of each word to the page: "
+          f"{[f'{1000 * x:.0f} ms' for x in latencies]}, median {1000 * report['median_latency_s']:.0f} ms")  # fmt: skip
+    assert heard == expected, report
+    assert all(-0.2 < x < 2.0 for x in latencies), report  # found while the word is fresh, not by accident
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def cnn_run_for_live(embedded_data_dir, tmp_path_factory):
+    from tests.trained import trained_cnn_run
+
+    return trained_cnn_run(embedded_data_dir / "synthetic", tmp_path_factory.mktemp("live-runs"))
