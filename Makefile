@@ -7,9 +7,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 CHROMIUM := /usr/bin/chromium
+REDIS_SERVER := /usr/bin/redis-server
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install dashboard test lint bench clean-data
+.PHONY: install dashboard test test-fast lint bench clean-data
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +28,18 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
-test: install $(CHROMIUM)
+# Debian's redis-server: the queue-injection tests run against a real Redis (tests/badinput/conftest.py
+# starts one on a free port of 127.0.0.1, without persistence, and stops it).
+$(REDIS_SERVER):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server
+
+test: install $(CHROMIUM) $(REDIS_SERVER)
 	$(BIN)/python -m pytest
+
+# The fast lane for development: no browser, nothing marked slow (long trainings, CLI processes).
+test-fast: install
+	$(BIN)/python -m pytest -m "not browser and not slow" -q
 
 lint: install
 	$(BIN)/ruff check kwscore dashboard pages tests benchmarks

@@ -48,7 +48,7 @@ SPECTROGRAM_MOVES = [
     ("slider", "spec_hop", (320, 160)),
     ("slider", "spec_n_mels", (64, 40)),
     ("slider", "spec_win", (400, 480)),
-    ("select_slider", "spec_n_fft", (1024, 512)),
+    ("number_input", "spec_n_fft", (1024, 512)),
     ("slider", "spec_f_max", (7000, 8000)),
     ("slider", "spec_top_db", (60, 80)),
     ("radio", "spec_window", ("hamming", "hann")),
@@ -116,7 +116,7 @@ def main() -> None:
 
     # With the cache kept from here on: the other side views of the Spectrogram lab, the other pages.
     views = {}
-    for view in ("Mel filterbank", "Linear STFT vs Mel", "16 kHz → 8 kHz (what M5 hears)"):
+    for view in ("Mel filterbank", "Linear STFT vs Mel", "Sample rate: what M5 hears"):
         spec.session_state["spec_view"] = view
         spec.run()
         views[view] = time_reruns(spec, spectrogram_move, max(7, args.runs // 3))

@@ -101,14 +101,12 @@ def check_run(run: Path) -> tuple[dict, dict]:
 
 def placeholder(value, data_root: str):
     """JSON ``value`` with every path inside ``data_root`` written as ``${EMBEDDED}/...``."""
-    if isinstance(value, str):
-        inside = value == data_root or value.startswith(data_root.rstrip("/") + "/")
-        return pretrained.EMBEDDED + value[len(data_root.rstrip("/")) :] if inside else value
-    if isinstance(value, list):
-        return [placeholder(v, data_root) for v in value]
-    if isinstance(value, dict):
-        return {k: placeholder(v, data_root) for k, v in value.items()}
-    return value
+    root = data_root.rstrip("/")
+
+    def change(s: str) -> str:
+        return pretrained.EMBEDDED + s[len(root) :] if s == root or s.startswith(root + "/") else s
+
+    return pretrained.map_strings(value, change)
 
 
 def real_clips(root: Path) -> tuple[int, int]:

@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:  # make `kwscore` and `dashboard` importable witho
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from dashboard import ui  # noqa: E402
+from dashboard import style, ui  # noqa: E402
 from kwscore import pretrained  # noqa: E402
 from kwscore.errors import KwsError  # noqa: E402
 
@@ -32,5 +32,6 @@ if not st.session_state.get("_ready_model_ok"):  # the shipped ready model joins
         st.warning(str(exc), icon=":material/warning:")
     st.session_state["_ready_model_ok"] = True
 ui.sidebar_dataset_picker()
+style.apply()  # shared CSS (no cut labels, less space above titles) and the projector toggle
 navigation = st.navigation([*ui.navigation_pages(), st.Page(ui.PAGES_DIR / "live.py", title="Live", icon=":material/hearing:", url_path="live")])
 navigation.run()

@@ -160,10 +160,9 @@ class FeatureEditor:
             fmax_lo = -(-int(r.f_max[0]) // F_STEP) * F_STEP
         if presets:
             st.caption(f"Now: **{preset_title(c)}**. Start from:")
-            a, b = st.columns(2)
-            for col, name, text in ((a, "torchaudio", "torchaudio"), (b, "classic", "Classic 40")):
-                col.button(text, key=f"{self.prefix}_preset_{name}", on_click=self.load_preset, args=(name,),
-                           width="stretch", help=PRESET_TITLES[name], disabled=preset_name(c) == name)  # fmt: skip
+            for name, text in (("torchaudio", "torchaudio's defaults"), ("classic", "Classic 40-band")):
+                st.button(text, key=f"{self.prefix}_preset_{name}", on_click=self.load_preset, args=(name,),
+                          width="stretch", help=PRESET_TITLES[name], disabled=preset_name(c) == name)  # fmt: skip
         power2 = c.n_fft & (c.n_fft - 1) == 0
         ss[self.keys["n_fft"]] = min(max(int(ss[self.keys["n_fft"]]), N_FFT_RANGE[0]), N_FFT_RANGE[1])
         st.number_input(

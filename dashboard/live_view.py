@@ -14,6 +14,7 @@ STUN server configured but unreachable (an offline classroom), the connection wa
 
 from __future__ import annotations
 
+import base64
 import html
 import time
 from collections.abc import Sequence
@@ -126,13 +127,13 @@ def bars_html(session: LiveSession | None, labels: Sequence[str], threshold: flo
 
 
 def timeline_svg(session: LiveSession | None, threshold: float, span: float = 10.0) -> str:
-    """The last ``span`` seconds: the best keyword's smoothed probability over time (coloured by the
+    """An ``<img>`` of an SVG picture of the last ``span`` seconds: the best keyword's smoothed probability over time (coloured by the
     word), grey where the gate keeps the detector quiet, the threshold, and each detection marked."""
     w, h = 1000, 170
     top, bottom = 22, 20
     plot_h = h - top - bottom
-    parts = [f'<svg data-kws-timeline="1" viewBox="0 0 {w} {h}" width="100%" height="{h}" '
-             'preserveAspectRatio="none" style="background:white;border:1px solid #e2e8f0;border-radius:8px">']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
+             'preserveAspectRatio="none"><rect width="100%" height="100%" fill="white"/>']
     now = session.detector.now if session is not None else 0.0
     x = lambda t: w * (1 - (now - t) / span)  # noqa: E731
     y = lambda p: top + plot_h * (1 - p)  # noqa: E731
@@ -164,7 +165,10 @@ def timeline_svg(session: LiveSession | None, threshold: float, span: float = 10
         parts.append(f'<text x="{w * (1 - s / span) - (28 if s == 0 else 8):.1f}" y="{h - 5}" font-size="11" '
                      f'fill="#64748b">{"now" if s == 0 else f"-{s} s"}</text>')  # fmt: skip
     parts.append("</svg>")
-    return "".join(parts)
+    svg = base64.b64encode("".join(parts).encode()).decode()
+    # as an image: st.html sanitises inline SVG away, a data-URI image passes
+    return (f'<img data-kws-timeline="1" src="data:image/svg+xml;base64,{svg}" alt="the last {span:g} s" '
+            f'style="width:100%;height:{h}px;border:1px solid #e2e8f0;border-radius:8px"/>')
 
 
 def detections_html(session: LiveSession | None, last: int = 12) -> str:

@@ -12,6 +12,7 @@ Figures are built in one go from plain dicts (``go.Figure(data=[...], layout={..
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,7 +33,16 @@ SPEC_COLORSCALE = [
 ORIGINAL_COLOR = "#2563eb"
 AUGMENTED_COLOR = "#ea580c"
 MASK_COLOR = "#22d3ee"
+#: One colour per split, on every page and plot (bars of clips, curves of a single run, test results).
 SPLIT_COLORS = {"training": "#2563eb", "validation": "#f59e0b", "testing": "#10b981"}
+#: Text size factor of every figure: 1 on a laptop, larger in projector mode (``dashboard.style``).
+#: A context variable, so that one browser session's projector mode never reaches another's.
+FONT_SCALE: contextvars.ContextVar[float] = contextvars.ContextVar("kws_font_scale", default=1.0)
+
+
+def font(size: float) -> int:
+    """A font size in px, scaled for projector mode."""
+    return round(size * FONT_SCALE.get())
 #: Heatmaps larger than this are max-pooled along time before they are sent (a 2048-point FFT
 #: with a 1-ms hop would otherwise ship a million cells for a picture 1000 pixels wide).
 MAX_CELLS = 200_000
@@ -48,7 +58,8 @@ def _layout(*, title: str, height: int, x_title: str, y_title: str, **extra: obj
     xaxis = {"title": {"text": x_title} if x_title else None, **extra.pop("xaxis", {})}
     yaxis = {"title": {"text": y_title} if y_title else None, **extra.pop("yaxis", {})}
     return {
-        "title": {"text": title, "font": {"size": 14}, "x": 0, "xanchor": "left"},
+        "title": {"text": title, "font": {"size": font(14)}, "x": 0, "xanchor": "left"},
+        "font": {"size": font(12)},
         "height": height,
         "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
         "xaxis": {k: v for k, v in xaxis.items() if v is not None},
@@ -239,7 +250,7 @@ def linear_spectrogram(
                        "fillcolor": "#e5e7eb", "line": {"width": 0}, "layer": "below"})  # fmt: skip
         notes.append({"xref": "x domain", "x": 0.01, "y": top, "yanchor": "top", "xanchor": "left", "showarrow": False,
                       "text": f"nothing above {hz_label(config.nyquist)} (Nyquist of {config.sample_rate} Hz)",
-                      "font": {"size": 11, "color": "#4b5563"}})  # fmt: skip
+                      "font": {"size": font(11), "color": "#4b5563"}})  # fmt: skip
     return _heatmap(
         _np(spec),
         config,
@@ -400,9 +411,9 @@ def _legend(layout: dict, show: bool, n_items: int = 2, per_row: int = 2) -> dic
     if show:
         rows = -(-n_items // per_row)
         layout.update(showlegend=True, legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom",
-                                               "x": 0, "xanchor": "left", "font": {"size": 11}})  # fmt: skip
-        layout["margin"] = {**layout["margin"], "b": 50 + 20 * rows}
-        layout["height"] = layout["height"] + 20 * rows
+                                               "x": 0, "xanchor": "left", "font": {"size": font(12)}})  # fmt: skip
+        layout["margin"] = {**layout["margin"], "b": font(50) + font(20) * rows}
+        layout["height"] = layout["height"] + font(20) * rows
     return layout
 
 
@@ -431,7 +442,7 @@ def loss_curves(
             data.append({
                 "type": "scatter", "mode": "markers", "name": "validation loss (per epoch)",
                 "x": [e["step"] for e in epochs], "y": [e["val_loss"] for e in epochs],
-                "marker": {"size": 7, "color": AUGMENTED_COLOR, "symbol": "diamond"},
+                "marker": {"size": 7, "color": SPLIT_COLORS["validation"], "symbol": "diamond"},
                 "hovertemplate": "end of epoch %{customdata}<br>validation loss %{y:.3f}<extra></extra>",
                 "customdata": [e["epoch"] for e in epochs],
             })  # fmt: skip
@@ -439,6 +450,7 @@ def loss_curves(
                      yaxis={"rangemode": "tozero"}, xaxis={"range": [0, x_max]} if x_max else {})  # fmt: skip
     if single and len(data) > 1:
         data[0]["name"] = "training loss (mean of recent batches)"
+        data[0]["line"]["color"] = SPLIT_COLORS["training"]
     return go.Figure(data=data, layout=_legend(layout, len(data) > 1, len(data)))
 
 
@@ -452,6 +464,8 @@ def accuracy_curves(
     """
     data: list[dict] = []
     longest = max(1, x_max or 1)
+    if len(runs) == 1:  # one run: its validation curve in the validation split's colour
+        runs = [{**runs[0], "color": SPLIT_COLORS["validation"]}]
     for run in runs:
         epochs = run.get("epochs") or []
         longest = max(longest, len(epochs))

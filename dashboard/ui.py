@@ -76,7 +76,7 @@ def ensure_embedded_dataset() -> None:
         with box.container():
             st.info(
                 f"First start: KWS Studio is synthesising its embedded dataset — every Speech Commands "
-                f"word and a few sound-alikes, spoken by {params.speakers} synthetic voices in simulated "
+                f"word, spoken by {params.speakers} synthetic voices in simulated "
                 "rooms and microphones. This takes about half a minute and happens once."
             )
             bar = st.progress(0.0, text="Starting espeak-ng…")
@@ -111,8 +111,11 @@ def sidebar_dataset_picker() -> Path:
             index=options.index(current) if current in options else 0,
             key="dataset_label",
             label_visibility="collapsed",
+            format_func=lambda o: o.split(" (")[0],  # short enough for the sidebar; the full label below
             help="Every page uses this dataset. Any folder in the Speech Commands layout works.",
         )
+        if " (" in label:
+            st.caption(label)
         if label == "Another folder…":
             folder = st.text_input(
                 "Dataset folder",
@@ -143,6 +146,11 @@ def _cached_info(root: str, stamp: float) -> DatasetInfo:
     return dataset_info(root)
 
 
+def md_escape(text: str) -> str:
+    """Plain text for st.markdown / st.error: ``<speaker>_nohash_<n>.wav`` keeps its underscores."""
+    return "".join("\\" + ch if ch in "\\`*_[]#~$" else ch for ch in str(text))
+
+
 def _scan(root: Path | None, cached: Callable[[str, float], Any]) -> Any:
     """``cached(root, stamp)`` (recomputed when the dataset's folders change), or None with the
     reason shown: no folder typed yet, not a dataset, unreadable."""
@@ -153,7 +161,7 @@ def _scan(root: Path | None, cached: Callable[[str, float], Any]) -> Any:
         check_layout(root)
         return cached(str(root), _folder_stamp(root))
     except (KwsError, OSError) as exc:
-        st.error(str(exc) if isinstance(exc, KwsError) else f"Cannot read {root}: {exc}")
+        st.error(md_escape(str(exc) if isinstance(exc, KwsError) else f"Cannot read {root}: {exc}"))
         return None
 
 
@@ -433,7 +441,7 @@ def load_clip(clip: Clip) -> tuple[torch.Tensor, int] | None:
     try:
         samples, sr = _decode(str(clip.path), clip.path.stat().st_mtime)
     except (KwsError, OSError) as exc:
-        st.error(f"Cannot play {clip.clip_id}: {exc}")
+        st.error(md_escape(f"Cannot play {clip.clip_id}: {exc}"))
         return None
     return torch.from_numpy(samples).unsqueeze(0), sr
 
@@ -566,9 +574,11 @@ def waiting_ahead(info, infos: list) -> int:
 
 
 def state_text(info, infos: list | None = None) -> str:
-    """``"waiting (2 ahead)"`` for a queued run (given every run), else the state: ``"running"``…"""
+    """``"waiting (2 ahead)"`` for a queued run (given every run), ``"starting"`` when none is ahead,
+    else the state: ``"running"``…"""
     if info.state == "queued" and infos is not None:
-        return f"waiting ({waiting_ahead(info, infos)} ahead)"
+        ahead = waiting_ahead(info, infos)
+        return f"waiting ({ahead} ahead)" if ahead else "starting"
     return info.state
 
 
@@ -747,7 +757,8 @@ def model_input_view(config: dict, waveform: torch.Tensor) -> tuple[torch.Tensor
     The clip goes through the run's own front end (:func:`kwscore.evaluation.build_transform`, the
     one stored in its checkpoints). Mel models (``kind="mel"``): that output *is* the picture — the
     (normalised) dB Mel spectrogram. Waveform models (``"waveform"``): they get samples at their
-    rate (8 kHz), shown as a linear dB spectrogram of that resampled clip (empty above Nyquist).
+    rate (8 kHz for the tutorial's M5, 16 kHz for the tuned recipe), shown as a linear dB
+    spectrogram of that resampled clip (empty above Nyquist).
     """
     from kwscore.evaluation import build_transform, transform_config
     from kwscore.features import linear_spectrogram_db

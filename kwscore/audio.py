@@ -266,3 +266,21 @@ def fix_length(waveform: torch.Tensor, length: int) -> torch.Tensor:
     if n >= length:
         return waveform[..., :length]
     return torch.nn.functional.pad(waveform, (0, length - n))
+
+
+def trim_silence(waveform: torch.Tensor, sample_rate: int, floor_db: float = 35.0, pad_ms: float = 80.0) -> torch.Tensor:
+    """Cut leading/trailing 10-ms frames quieter than ``floor_db`` below the loudest one.
+
+    [1, time] -> [1, time'] (keeps ``pad_ms`` of margin on each side).
+    """
+    hop = sample_rate // 100
+    n = waveform.shape[-1] // hop
+    if n == 0:
+        return waveform
+    frames = waveform[0, : n * hop].reshape(n, hop)
+    db = 10 * torch.log10(frames.pow(2).mean(dim=1) + 1e-12)
+    loud = torch.nonzero(db > db.max() - floor_db).flatten()
+    pad = round(pad_ms / 1000 * sample_rate)
+    start = max(0, int(loud[0]) * hop - pad)
+    end = min(waveform.shape[-1], (int(loud[-1]) + 1) * hop + pad)
+    return waveform[:, start:end]

@@ -67,11 +67,17 @@ def augment_choices(lab_available: bool = False, none: bool = False) -> list[str
     return [AUGMENT_RECIPE] + ([AUGMENT_LAB] if lab_available else []) + presets
 
 
+#: Short names of the recipes, for narrow menus.
+RECIPE_SHORT: dict[str, str] = {"cnn": "CNN", "m5": "M5 tuned", "m5tutorial": "M5 tutorial", "m3": "M3", "m11": "M11",
+                                "m18": "M18", "m34res": "M34-res"}  # fmt: skip
+
+
 def augment_choice_label(choice: str, lab_name: str | None = None) -> str:
+    """A menu entry: ``tuned recipe``, ``lab: custom``, ``preset: light`` (what each does is said beside)."""
     if choice == AUGMENT_RECIPE:
-        return "tuned recipe (shift, gain, quiet noise, SpecAugment)"
+        return "tuned recipe"
     if choice == AUGMENT_LAB:
-        return f"from the Augmentation lab: {lab_name or 'custom'}"
+        return f"lab: {lab_name or 'custom'}"
     return f"preset: {choice}"
 
 

@@ -326,7 +326,7 @@ def _run_folder(run: str, runs_dir):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from kwscore.evaluation import evaluate, load_run_model
+    from kwscore.evaluation import evaluate, load_run_model, no_keyword_text
     from kwscore.labels import display_label, is_keyword, task_dataset
 
     folder = _run_folder(args.run, args.runs_dir)
@@ -346,11 +346,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for label, acc in report["per_class_accuracy"].items():
         meaning = "" if is_keyword(label) else f"  no keyword: {display_label(label)}"
         print(f"  {label:>10}  {_fmt_pct(acc):>6}  ({report['per_class_total'][label]} clips){meaning}")
-    nk = report["no_keyword"]
-    if nk:
-        print(f"keyword or not: {_fmt_pct(nk['detection_accuracy'])} right; of the keyword clips "
-              f"{_fmt_pct(nk['missed'])} missed, {_fmt_pct(nk['wrong_word'])} heard as another word; "
-              f"{_fmt_pct(nk['false_alarms'])} false alarms on the clips without one")  # fmt: skip
+    if report["no_keyword"]:
+        print(no_keyword_text(report["no_keyword"]))
     return 0
 
 
@@ -580,7 +577,7 @@ def build_parser(train_flags: bool = True) -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="create, download and inspect datasets").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("synth", help="generate the embedded synthetic Speech Commands (espeak-ng)")
     p.add_argument("--root", help=f"dataset root (default {paths.synth_root()})")
-    p.add_argument("--speakers", type=int, default=None, help="number of synthetic speakers (default 160, or KWS_SYNTH_SPEAKERS)")
+    p.add_argument("--speakers", type=int, default=None, help="number of synthetic speakers (default 120, or KWS_SYNTH_SPEAKERS)")
     p.add_argument("--words", choices=["all", "commands"], default="all", help="all 35 words or the 8 commands")
     p.add_argument("--utterances", type=int, default=None, help="takes per speaker and word (default 2)")
     p.add_argument("--seed", type=int, default=0)

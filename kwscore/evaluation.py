@@ -8,6 +8,7 @@
     per_class_total     {label: number of clips}
     confusion           [n_labels][n_labels] counts; row = true label, column = predicted label
     misclassified       [{clip_id, path, label, predicted: [{label, probability} x top_k], outcome}, ...]
+                        (a ``_silence_`` clip adds ``start_s`` and ``level_dbfs``: its cut of ``path``)
     n_skipped           clips that could not be decoded
     no_keyword          for a model with ``_unknown_`` / ``_silence_`` (None without): the task seen as
                         "keyword or not" (:func:`no_keyword_summary`)
@@ -207,7 +208,22 @@ def _mistake(dataset: SpeechCommands, n: int, labels: list[str], target, probs, 
             for p, i in zip(top.values, top.indices, strict=True)
         ],
         "outcome": outcome(labels[int(target)], labels[int(top.indices[0])]),
+        **(getattr(dataset, "silence_cut", lambda _n: None)(n) or {}),  # a _silence_ clip: where in its recording
     }
+
+
+def no_keyword_text(summary: dict) -> str:
+    """:func:`no_keyword_summary` in one sentence (the CLI and the Runs page)."""
+
+    def pct(value) -> str:
+        return "–" if value is None else f"{100 * value:.1f} %"
+
+    return (
+        f"Keyword or not: {pct(summary['detection_accuracy'])} right (another word heard as silence counts as "
+        f"right). Of the {summary['keyword_clips']} keyword clips {pct(summary['missed'])} were missed (heard as no "
+        f"keyword) and {pct(summary['wrong_word'])} heard as another keyword; of the {summary['no_keyword_clips']} "
+        f"clips without one, {pct(summary['false_alarms'])} were false alarms."
+    )
 
 
 def no_keyword_summary(confusion: torch.Tensor, labels: Sequence[str]) -> dict | None:

@@ -147,7 +147,7 @@ class FeatureConfig:
         return self
 
     def at_sample_rate(self, sample_rate: int) -> FeatureConfig:
-        """The same front end in *milliseconds* at another sample rate (e.g. 8 kHz for M5).
+        """The same front end in *milliseconds* at another sample rate (e.g. 8 kHz, the tutorial's M5).
 
         Window and hop keep their duration, ``n_fft`` becomes the next power of two ≥ the window,
         ``f_max`` is clipped to the new Nyquist.
@@ -463,7 +463,7 @@ def linear_spectrogram_db(waveform: torch.Tensor, config: FeatureConfig | None =
 
 
 # --------------------------------------------------------------------------------------------
-# Resampling (M5 listens at 8 kHz): resampler / resample live in kwscore.audio
+# Resampling (the tutorial's M5 listens at 8 kHz, the tuned recipe at 16 kHz): resampler / resample live in kwscore.audio
 # --------------------------------------------------------------------------------------------
 
 
@@ -477,7 +477,7 @@ def resampled_spectrogram(
 
     The spectrogram uses :meth:`FeatureConfig.at_sample_rate` (same window and hop in ms), so at
     8 kHz its frequency axis simply stops at 4 kHz: everything above was filtered out on purpose
-    (anti-aliasing), which is the price M5 pays for a 2x shorter input.
+    (anti-aliasing), which is the price the tutorial's M5 pays for a 2x shorter input.
     """
     config = config or FeatureConfig()
     if kind not in ("linear", "mel"):

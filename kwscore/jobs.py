@@ -22,8 +22,10 @@ host, start time and concurrency of the worker), ``worker.lock`` (locked while a
 ``worker.log``.
 
 The queue is `Huey <https://huey.readthedocs.io>`_ with its SQLite storage: no server to install.
-Set ``KWS_QUEUE_URL=redis://host:6379/0`` to use Redis instead (``RedisHuey``, needs the ``redis``
-package) and run ``kwscore worker`` on other machines that mount the same runs folder.
+Set ``KWS_QUEUE_URL=redis://:password@host:6379/0`` to use Redis instead (``RedisHuey``, needs the
+``redis`` package) and run ``kwscore worker`` on other machines that mount the same runs folder.
+Messages are JSON signed with the queue secret (:func:`queue_secret`), never pickles: anything
+else found in the queue is logged and dropped, never run.
 
 Failure handling:
 
@@ -564,8 +566,8 @@ def _from_json(value: Any) -> Any:
     return {k: _from_json(v) for k, v in value.items()}
 
 
-def _serializer():
-    """Huey's SignedSerializer (HMAC of the message with the queue secret) over JSON, not pickle."""
+def _serializer(secret: str):
+    """Huey's SignedSerializer (HMAC of the message with ``secret``) over JSON, not pickle."""
     import json
 
     from huey.serializer import SignedSerializer
@@ -589,7 +591,7 @@ def _serializer():
             except (ValueError, TypeError) as exc:
                 raise RejectedMessage(f"signed but not a JSON message ({exc})") from exc
 
-    return SignedJSON(secret=queue_secret(), salt="kws-studio")
+    return SignedJSON(secret=secret, salt="kws-studio")
 
 
 def _log_rejected(data: Any, exc: Exception) -> None:
@@ -621,11 +623,12 @@ _QUEUES: dict[str, tuple[Huey, Any]] = {}
 def _queue(root: Path) -> tuple[Huey, Any]:
     """The Huey instance for this runs folder and its registered "run" task (cached per folder)."""
     url = os.environ.get("KWS_QUEUE_URL", "").strip()
-    key = url or str(root.resolve())
+    secret = queue_secret()
+    key = f"{url or root.resolve()}|{secret}"  # a new secret (file deleted, variable changed): a new serializer
     if key not in _QUEUES:
         from huey import RedisHuey, SqliteHuey
 
-        serializer = _serializer()
+        serializer = _serializer(secret)
         if url:
             try:
                 huey = _safe(RedisHuey)("kws-studio", url=url, results=False, serializer=serializer)

@@ -69,6 +69,13 @@ def outcome(true: str, predicted: str) -> str:
     return "false alarm" if is_keyword(predicted) else "no keyword"
 
 
+def cut_at_level(noise: torch.Tensor, start: int, level_db: float) -> torch.Tensor:
+    """One ``_silence_`` clip: 1 s of ``noise`` ``[1, time]`` (16 kHz) from sample ``start``, scaled to an
+    RMS of ``level_db`` dBFS (zero-padded if the recording ends first). ``[1, 16000]``."""
+    cut = audio.fix_length(noise[:, start : start + SAMPLE_RATE], SAMPLE_RATE)
+    return cut * (10.0 ** (level_db / 20.0) / cut.pow(2).mean().sqrt().clamp(min=1e-8))
+
+
 def keywords_of(labels: Sequence[str]) -> list[str]:
     """The keywords among ``labels``, in their order."""
     return [label for label in labels if is_keyword(label)]
@@ -96,9 +103,16 @@ class KeywordTask(SpeechCommands):
         if label != SILENCE:
             return super().decode(n)
         source, start, level_db = self.cuts[k]
-        cut = self.noises[source][:, start : start + SAMPLE_RATE]
-        rms = cut.pow(2).mean().sqrt().clamp(min=1e-8)
-        return audio.resample(cut * (10.0 ** (level_db / 20.0) / rms), SAMPLE_RATE, self.sample_rate)
+        return audio.resample(cut_at_level(self.noises[source], start, level_db), SAMPLE_RATE, self.sample_rate)
+
+    def silence_cut(self, n: int) -> dict | None:
+        """Where a ``_silence_`` clip comes from: ``{"start_s", "level_dbfs"}`` in its recording
+        (:func:`cut_at_level` remakes it from the file); ``None`` for other clips."""
+        _, _, label, _, k = self._meta[n]
+        if label != SILENCE:
+            return None
+        source, start, level_db = self.cuts[k]
+        return {"start_s": (self.offsets[source] + start) / SAMPLE_RATE, "level_dbfs": round(level_db, 3)}
 
     def clip_id(self, n: int) -> str:
         path, _, label, _, k = self._meta[n]
@@ -181,5 +195,5 @@ def task_dataset(
 
 __all__ = [
     "DISPLAY", "KeywordTask", "NON_KEYWORDS", "SILENCE", "UNKNOWN", "display_label", "is_keyword",
-    "keywords_of", "other_words", "outcome", "task_dataset", "with_non_keywords",
+    "cut_at_level", "keywords_of", "other_words", "outcome", "task_dataset", "with_non_keywords",
 ]  # fmt: skip

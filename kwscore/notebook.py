@@ -92,16 +92,19 @@ print(config.model, "on", config.data, "for", EPOCHS, "epochs on", device)
 """),
         _code(f"""
 from kwscore.data.dataset import SpeechCommands
+from kwscore.labels import task_dataset, with_non_keywords
 from kwscore.runner import select_fraction
 
 roots = config.data_roots  # the dataset, plus any mixed-in ones
 train_set = SpeechCommands(roots, subset="training", commands=config.commands)
-labels = train_set.labels
 keep = select_fraction(train_set, config.fraction, config.fraction_by, config.seed)  # the run's training fraction
 MAX_TRAIN_CLIPS = {max_train_clips!r}
 train_set = train_set.select(keep[:MAX_TRAIN_CLIPS] if MAX_TRAIN_CLIPS else keep)
-val_set = SpeechCommands(roots, subset="validation", commands=labels)
-test_set = SpeechCommands(roots, subset="testing", commands=labels)
+if config.unknown:  # + "_unknown_" (other words) and "_silence_" (noise) classes, as the run had
+    train_set = with_non_keywords(train_set, config.seed)
+labels = train_set.labels
+val_set = task_dataset(roots, "validation", labels, config.seed)
+test_set = task_dataset(roots, "testing", labels, config.seed)
 print(len(train_set), "training,", len(val_set), "validation,", len(test_set), "test clips of", len(labels), "words:", labels)
 """),
         _md("## 2. Look at a sample\nEach item is `(waveform, sample_rate, label, speaker_id, utterance_number)`."),
@@ -140,7 +143,7 @@ print("model input for one clip:", list(transform(waveform.unsqueeze(0)).shape))
 ## 4. label_to_index, index_to_label and the collate function
 Words become class indices; a batch is the list of clips padded to the same length, stacked.
 """),
-        _code(f"""
+        _code("""
 from torch.utils.data import DataLoader
 
 from kwscore.data.dataset import index_to_label, label_to_index, make_collate

@@ -115,7 +115,7 @@ RECIPE_AUGMENT: dict[str, Any] = {
 RECIPES: dict[str, dict[str, Any]] = {
     "cnn": dict(
         model_kwargs={"channels": [16, 32, 64, 128], "dropout": 0.2},
-        epochs=60, batch_size=64, lr=0.005, scheduler="onecycle", augment=RECIPE_AUGMENT, threads=1,
+        epochs=40, batch_size=64, lr=0.005, scheduler="onecycle", augment=RECIPE_AUGMENT, threads=1,
     ),
     "m3": dict(
         model_kwargs={"n_channel": 64, "stride": 16},
@@ -968,6 +968,8 @@ def _end_of_epoch(config, files, data, model, optimizer, loop, best, train_loss,
     }  # fmt: skip
     save_checkpoint(files.last_path, model, extra)  # atomic: a crash never leaves half a file
     improved = val["accuracy"] > best["val_accuracy"]
+    if config.init:  # fine-tuning: at equal validation accuracy the later, more adapted epoch wins
+        improved = val["accuracy"] >= best["val_accuracy"]
     if improved:
         best.update(val_accuracy=val["accuracy"], epoch=epoch)
         save_checkpoint(files.best_path, model, extra)

@@ -89,10 +89,10 @@ print(f"duration {{waveform.shape[-1] / sample_rate:.3f}} s")
 
 
 def augmentation_code(recipe: dict, clip_path: str | os.PathLike, root: str | os.PathLike, seed: int,
-                      honour_p: bool, features: FeatureConfig) -> str:
-    """The Augmentation lab: the recipe, applied to the clip as the preview does."""
-    order = ["time_stretch", "pitch_shift", "time_shift", "gain", "compress", "add_background_noise",
-             "add_colored_noise"]  # fmt: skip
+                      honour_p: bool, features: FeatureConfig, order: list[str]) -> str:
+    """The Augmentation lab: the recipe, applied to the clip as the preview does (``order``: the lab's
+    effect order, which numbers each effect's seed)."""
+    order = list(order)
     return (
         _LOAD.format(path=str(clip_path))
         + f'''from dataclasses import replace
@@ -174,11 +174,12 @@ if TRAIN:
 def runs_code(run_dir: str | os.PathLike, config: dict) -> str:
     """The Runs page: a finished run's test accuracy and confusion matrix, recomputed."""
     data = [config.get("data"), *(config.get("mix") or [])]
-    return f'''from kwscore.data.dataset import SpeechCommands
-from kwscore.evaluation import evaluate, load_run_model
+    return f'''from kwscore.evaluation import evaluate, load_run_model
+from kwscore.labels import task_dataset
 
 model, transform, labels, config = load_run_model({str(run_dir)!r})  # best.pt + its front end
-test_set = SpeechCommands({_literal([d for d in data if d])}, subset="testing", commands=labels)
+# the test split's keywords (+ _unknown_ / _silence_ clips when the model has those classes)
+test_set = task_dataset({_literal([d for d in data if d])}, "testing", labels, {int(config.get("seed") or 0)})
 report = evaluate(model, test_set, transform, labels)
 print(f"test accuracy {{report['accuracy']:.4f}} ({{report['n_correct']}}/{{report['n_total']}})")
 print("confusion (rows: true word, columns: predicted)", labels)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from kwscore import audio
+from kwscore.audio import trim_silence  # noqa: F401 (one trim for synthesis, takes and the pages)
 from kwscore.data.layout import FILENAME_RE, dataset_folder, word_folders
 from kwscore.errors import KwsError
 from kwscore.fileio import atomic_write, write_new
@@ -66,24 +67,6 @@ def check_word(word: str) -> str:
     return word
 
 
-def trim_silence(waveform: torch.Tensor, sample_rate: int, floor_db: float = 35.0, pad_ms: float = 80.0) -> torch.Tensor:
-    """Cut leading/trailing 10-ms frames quieter than ``floor_db`` below the loudest one.
-
-    [1, time] -> [1, time'] (keeps ``pad_ms`` of margin on each side).
-    """
-    hop = sample_rate // 100
-    n = waveform.shape[-1] // hop
-    if n == 0:
-        return waveform
-    frames = waveform[0, : n * hop].reshape(n, hop)
-    db = 10 * torch.log10(frames.pow(2).mean(dim=1) + 1e-12)
-    loud = torch.nonzero(db > db.max() - floor_db).flatten()
-    pad = round(pad_ms / 1000 * sample_rate)
-    start = max(0, int(loud[0]) * hop - pad)
-    end = min(waveform.shape[-1], (int(loud[-1]) + 1) * hop + pad)
-    return waveform[:, start:end]
-
-
 def prepare_take(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """Any recording -> a 1-s 16 kHz mono clip with the word centred. [channels, time] -> [1, 16000]."""
     audio.check_rate(sample_rate, "The recording")
@@ -93,7 +76,7 @@ def prepare_take(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
     peak = float(x.abs().max()) if x.numel() else 0.0
     if peak < 1e-3:
         raise KwsError("The recording is silent. Check the microphone and speak a little louder.")
-    x = trim_silence(x, SAMPLE_RATE)
+    x = audio.trim_silence(x, SAMPLE_RATE)
     if x.shape[-1] > CLIP_SAMPLES:
         raise KwsError(
             f"After trimming silence the take still lasts {x.shape[-1] / SAMPLE_RATE:.1f} s: "

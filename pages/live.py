@@ -27,7 +27,8 @@ st.caption(
 
 runs = ui_try.finished_runs()
 if not runs:
-    st.info("No finished training run yet: train a model first (a CNN for 10 epochs takes a minute or two).")
+    st.info("No finished training run yet: train a model first on the Train page (a CNN with its tuned recipe, 60 "
+            "epochs, takes a few minutes; fewer epochs are quicker).")
     ui.page_link("train.py", "Go to Train", ":material/model_training:")
     st.stop()
 by_id = {r.run_id: r for r in runs}
@@ -72,6 +73,7 @@ with right:
     timeline_slot = st.empty()
     st.markdown("**Heard so far** (newest first)")
     list_slot = st.empty()
+state_slot = st.empty()  # "press Start" or "listening": one slot, so no stale message stays while listening
 
 key = (run_id, cfg)
 session = ss.get("live_session")
@@ -89,8 +91,9 @@ def draw() -> None:
 
 draw()
 if not ctx.state.playing:
-    st.info("Press **Start** above to listen.", icon=":material/mic:")
+    state_slot.info("Press **Start** above to listen.", icon=":material/mic:")
     st.stop()
+state_slot.caption("Listening… press **Stop** to end.")
 
 last_draw, waiting_since = 0.0, time.monotonic()
 while ctx.state.playing:

@@ -3,18 +3,24 @@
 Takes are trimmed of leading/trailing silence, centred in one second and saved as 16 kHz WAV in
 "My recordings" — a dataset in the Speech Commands layout (:mod:`kwscore.userdata`), so every page
 and the Train page can use it. Saving never overwrites a take; deleting moves it to a trash folder.
+"Fine-tune on my recordings" queues a short run that adapts a finished model to these takes
+(:func:`kwscore.runner.finetune_config`): your voice in about a minute.
 """
+
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import plots, ui
-from kwscore import paths
+from kwscore import jobs, paths
 from kwscore.data.dataset import SAMPLE_RATE
 from kwscore.data.layout import word_folders
 from kwscore.data.words import ALL_WORDS
 from kwscore.errors import KwsError
 from kwscore.inference import read_audio
+from kwscore.labels import keywords_of
+from kwscore.runner import FINETUNE, finetune_config
 from kwscore.userdata import (
     check_word,
     delete_take,
@@ -30,6 +36,7 @@ NEW_WORD = "➕ a new word…"
 PENDING = "rec_pending"  #: the last recording, prepared, waiting for Keep / Discard
 COUNTER = "rec_counter"  #: bumped to give the recorder a fresh key (an empty recorder)
 MESSAGE = "rec_message"
+FINETUNED = "rec_finetuned"  #: the fine-tuning run launched from this page
 SHOWN = 12  #: takes listed before "more…"
 
 
@@ -50,6 +57,13 @@ def keep(root) -> None:
     except KwsError as exc:
         ss[MESSAGE] = ("error", str(exc))
     fresh_recorder()
+
+
+def start_finetune(parent, root) -> None:
+    try:
+        ss[FINETUNED] = jobs.launch(finetune_config(parent.path, root, ui.runs_root()))
+    except KwsError as exc:
+        ss[MESSAGE] = ("error", str(exc))
 
 
 def discard() -> None:
@@ -168,3 +182,55 @@ with c2:
         "on them alone."
     )
     ui.page_link("train.py", "Go to Train", ":material/model_training:")
+
+
+# -- your voice in a minute ------------------------------------------------------------------------
+def finetune_status(run_id: str) -> None:
+    """The fine-tuning run's progress, redrawn every second while it trains."""
+    path = ui.runs_root() / run_id
+    if not path.is_dir():
+        st.warning(f"Run {run_id} was deleted.")
+        return
+    info = ui.run_info_safe(path)
+    if info.state in ui.ACTIVE_STATES:
+        fraction, eta = jobs.progress(path)
+        st.progress(min(max(fraction, 0.0), 1.0), text=f"{ui.state_text(info, ui.all_runs())} · "
+                    f"{100 * fraction:.0f} %" + (f" · ETA {ui.fmt_duration(eta)}" if eta is not None else ""))  # fmt: skip
+    elif info.state == "succeeded":
+        st.success(f"Fine-tuned in {ui.fmt_duration(info.duration_s)}: `{run_id}`, test accuracy "
+                   f"{100 * (info.test_accuracy or 0):.1f} %. Say a word to it on **Try it**.",
+                   icon=":material/record_voice_over:")  # fmt: skip
+        ui.page_link("try_it.py", "Go to Try it", ":material/hearing:")
+    else:
+        st.error(f"The fine-tuning run is {info.state}: {info.error or 'see its log on Runs'}.")
+
+
+st.subheader("Your voice in a minute")
+
+
+def run_words(info) -> list[str]:
+    """The keywords a finished run knows (from its report)."""
+    return keywords_of((ui.run_report(info) or {}).get("labels") or [])
+
+
+parents = [r for r in ui.all_runs() if r.state == "succeeded" and (Path(r.path) / "best.pt").is_file()
+           and set(run_words(r)) & set(counts.index)]  # fmt: skip
+if not parents:
+    st.caption("Train a model on words you recorded (on **Train**); then fine-tune it here on your takes so that it "
+               "knows your voice.")  # fmt: skip
+else:
+    f1, f2 = st.columns([2.2, 1], vertical_alignment="bottom")
+    parent_id = f1.selectbox("Model to fine-tune (a finished run)", [r.run_id for r in parents], key="rec_ft_run",
+                             format_func=lambda r: ui.run_label(next(p for p in parents if p.run_id == r)))  # fmt: skip
+    parent = next(p for p in parents if p.run_id == parent_id)
+    f2.button("Fine-tune on my recordings", type="primary", icon=":material/tune:", width="stretch",
+              key="rec_finetune", on_click=start_finetune, args=(parent, root))  # fmt: skip
+    st.caption(
+        f"Starts from the model's weights and trains {FINETUNE['epochs']} short epochs at a tenth of its learning rate "
+        f"on your takes of its words ({', '.join(w for w in run_words(parent) if w in counts.index)}) "
+        f"plus {FINETUNE['replay']} of its own training clips per word, so that it does not forget the other voices. "
+        "A new run (its parent is recorded); about a minute."
+    )
+    launched = ss.get(FINETUNED)
+    if launched:
+        st.fragment(finetune_status, run_every="1s")(launched)

@@ -15,6 +15,8 @@ import streamlit as st
 from dashboard import code_view, plots, streaming_view, ui
 from kwscore import choices, jobs, runlabels, snippets
 from kwscore.errors import KwsError
+from kwscore.evaluation import no_keyword_text
+from kwscore.labels import cut_at_level, display_label
 from kwscore.notebook import notebook_json, run_notebook
 from kwscore.runner import RunConfig, default_config
 
@@ -132,7 +134,8 @@ def runs_table(polling: bool) -> None:
         a, b = st.columns(2)
         a.plotly_chart(plots.accuracy_curves(curves, height=340), key="runs_cmp_acc")
         b.plotly_chart(plots.loss_curves(curves, height=340), key="runs_cmp_loss")
-        st.caption("Same colour, same run. A star marks each run's best epoch: the weights tested at the end. "
+        st.caption("Same colour, same run; the labels name what differs between the runs ticked (or their names). "
+                   "A star marks each run's best epoch: the weights tested at the end. "
                    "Loss is the mean over the recent batches (augmented clips, so it can sit above the validation loss).")  # fmt: skip
     if alone and (added or (polling and not any(i.state in ui.ACTIVE_STATES for i in infos))):
         st.rerun()  # a new run to study, or every run finished: redraw the page below
@@ -209,9 +212,11 @@ def mistakes(info, report: dict) -> None:
         top = (m.get("predicted") or [{"label": "?", "probability": 0}])[0]
         with cols[k % 2].container(border=True):
             st.markdown(f"“**{m['label']}**” heard as “**{top['label']}**” ({100 * float(top['probability']):.0f} %) "
-                        f"· :gray[{m.get('clip_id', '')}]")  # fmt: skip
+                        f"· {m.get('outcome', 'mistake')} · :gray[{m.get('clip_id', '')}]")  # fmt: skip
             left, right = st.columns([1, 1.5], vertical_alignment="center")
             wave = ui.load_audio_file(m.get("path", ""))
+            if wave is not None and "start_s" in m:  # a _silence_ clip: its second of the noise recording
+                wave = cut_at_level(wave, round(16000 * m["start_s"]), m["level_dbfs"])
             with left:
                 if wave is not None:
                     ui.play(wave)
@@ -304,12 +309,16 @@ def one_run(infos: list) -> None:
         else:
             try:
                 a, b = st.columns([1.1, 1], gap="medium")
-                a.plotly_chart(plots.confusion_matrix(report["confusion"], report["labels"]), key="runs_confusion")
+                names = [display_label(label) for label in report["labels"]]  # _unknown_ -> "another word"
+                a.plotly_chart(plots.confusion_matrix(report["confusion"], names), key="runs_confusion")
                 b.plotly_chart(
-                    plots.per_class_accuracy(report["per_class_accuracy"], report.get("per_class_total") or {},
+                    plots.per_class_accuracy({display_label(k): v for k, v in report["per_class_accuracy"].items()},
+                                             {display_label(k): v for k, v in (report.get("per_class_total") or {}).items()},
                                              report.get("accuracy"), height=460),
                     key="runs_per_class",
                 )  # fmt: skip
+                if report.get("no_keyword"):  # a model with _unknown_/_silence_: "no keyword" is a result
+                    st.caption(no_keyword_text(report["no_keyword"]))
                 mistakes(info, report)
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 st.error(f"This run's report.json is damaged ({type(exc).__name__}: {exc}).")
@@ -353,8 +362,10 @@ def experiment_launcher() -> None:
         return choices.augment_choice_label(r, lab.name if lab else None)
 
     with st.form("runs_exp_form", border=True):
-        c1, c2, c3, c4, c5 = st.columns([0.9, 2.1, 0.7, 1.3, 0.6])
-        model = c1.selectbox("Model", list(choices.RECIPE_KEYS), key="exp_model", format_func=choices.recipe_label)
+        c1, c2, c3, c4, c5 = st.columns([1.1, 1.9, 0.7, 1.4, 0.6])
+        model = c1.selectbox("Model", list(choices.RECIPE_KEYS), key="exp_model", format_func=choices.RECIPE_SHORT.get,
+                             help="\n".join(f"- **{choices.RECIPE_SHORT[k]}**: {choices.recipe_label(k)}"
+                                            for k in choices.RECIPE_KEYS))  # fmt: skip
         fractions = c2.multiselect("Training fractions", EXP_FRACTIONS, default=[0.1, 0.25, 0.5, 1.0],
                                    format_func=lambda f: f"{100 * f:g} %", key="exp_fractions")  # fmt: skip
         epochs = c3.number_input("Epochs", 1, 500, value=int(default_config(model).epochs), key="exp_epochs",

@@ -7,7 +7,6 @@ launches it, and then only reads the run's files, once a second.
 
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +18,7 @@ from kwscore import choices, jobs, snippets
 from kwscore.augment import AugmentConfig, preset
 from kwscore.data.dataset import resolve_commands
 from kwscore.errors import KwsError
+from kwscore.labels import SILENCE, UNKNOWN
 from kwscore.models import MODEL_INFO
 from kwscore.runner import RECIPES, default_config
 from kwscore.training import SCHEDULERS
@@ -185,8 +185,16 @@ with settings:
         mixed = [ui.load_info(Path(m)) for m in mix]
         words = sorted(set(info.words).union(*(m.words for m in mixed if m is not None)))
         commands = ui.kept(
-            st.radio, "Words", key="tr_commands", default="8", options=["8", "all"], horizontal=True,
-            format_func=lambda c: "the 8 commands" if c == "8" else f"all {len(words)} words",
+            st.radio, "Words", key="tr_commands", default="8", options=["8", "12", "all"], horizontal=True,
+            format_func=lambda c: {"8": "the 8 commands", "12": "the standard 10"}.get(c, f"all {len(words)} words"),
+            help="The standard 10 (yes, no, up, down, left, right, on, off, stop, go) with “unknown” and “silence” "
+            "make the 12-class task of published results.",
+        )  # fmt: skip
+        unknown = ui.kept(
+            st.checkbox, "Add “unknown” and “silence” (no keyword)", key="tr_unknown", default=True,
+            disabled=commands == "all",
+            help="Two more classes, each about as big as one word: clips of the dataset's other words, and 1-s cuts "
+            "of its background noise. The model learns to say “no keyword” instead of forcing every sound into a word.",
         )  # fmt: skip
         fraction = ui.kept(
             st.select_slider, "Training fraction", key="tr_fraction", default=1.0, options=FRACTIONS,
@@ -253,7 +261,8 @@ with settings:
             seed = ui.kept(st.number_input, "Seed", key="tr_seed", default=0, min_value=0, max_value=2**31 - 1,
                            step=1, help="Same seed, same settings: the same run (weights, batches, augmentation).")  # fmt: skip
         with st.expander("More: schedule, weight decay, time limit"):
-            m1, m2, m3 = st.columns(3)
+            m1, m2 = st.columns(2)
+            m3 = st.container()
             with m1:
                 scheduler = kept(st.selectbox, "Learning-rate schedule", "scheduler",
                                  recipe_value(recipe_key, "scheduler"), options=list(SCHEDULERS),
@@ -283,7 +292,7 @@ overrides = dict(
     data=str(root), mix=mix, commands=commands, fraction=float(fraction), fraction_by=fraction_by, seed=int(seed),
     epochs=int(epochs), lr=float(lr), batch_size=int(batch_size), scheduler=scheduler,
     weight_decay=float(weight_decay), max_minutes=float(minutes) or None, model_kwargs=model_kwargs,
-    augment=aug_value, name=run_name.strip(), notes=run_notes.strip(),
+    augment=aug_value, name=run_name.strip(), notes=run_notes.strip(), unknown=bool(unknown),
 )  # fmt: skip
 if representation == "mel":
     overrides["features"] = features.to_dict()
@@ -293,6 +302,7 @@ problems = list(fe_problems)
 config = None
 try:
     labels = resolve_commands(commands, words)
+    labels += [UNKNOWN, SILENCE] if unknown and set(words) - set(labels) else []  # as kwscore.labels adds them
     config = default_config(recipe_key, **overrides)
     problems += config.problems()
 except KwsError as exc:
@@ -348,7 +358,9 @@ with summary:
         )  # fmt: skip
         st.dataframe(
             layers, hide_index=True, height=min(36 + 35 * len(layers), 280), width="stretch",
-            column_config={"parameters": st.column_config.NumberColumn(format="localized")},
+            column_config={"layer": st.column_config.TextColumn(width=130), "type": st.column_config.TextColumn(width=95),
+                           "output shape": st.column_config.TextColumn(width=95),
+                           "parameters": st.column_config.NumberColumn(format="localized", width=80)},
         )  # fmt: skip
         n_train = sum(info.clips["training"].get(w, 0) for w in labels)
         approx = max(1, round(n_train * float(fraction))) if fraction < 1 else n_train

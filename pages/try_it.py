@@ -33,7 +33,8 @@ st.caption(
 # -- the model ------------------------------------------------------------------------------------
 runs = ui_try.finished_runs()
 if not runs:
-    st.info("No finished training run yet: train a model first (a CNN for 10 epochs takes a minute or two).")
+    st.info("No finished training run yet: train a model first on the Train page (a CNN with its tuned recipe, 60 "
+            "epochs, takes a few minutes; fewer epochs are quicker).")
     ui.page_link("train.py", "Go to Train", ":material/model_training:")
     st.stop()
 by_id = {r.run_id: r for r in runs}
@@ -208,12 +209,18 @@ def show_stream(result, cfg: StreamConfig, truth: list | None) -> None:
     ui.play(sound.waveform, SAMPLE_RATE)
     st.caption(
         f"Grey bands: windows the gate keeps quiet (nothing {cfg.gate_db:g} dB above the noise floor of "
-        f"{stream.floor_db:.0f} dBFS, or a sound cut by the window's edge). A word fires where its smoothed "
+        f"{stream.floor_db:.0f} dBFS, or only a blip shorter than 50 ms). A word fires where its smoothed "
         f"probability crosses {100 * cfg.threshold:.0f} %, at the best-centred window; then nothing fires for "
         f"{1000 * cfg.refractory:.0f} ms."
     )
     if not found:
-        st.info(f"No word reached {100 * cfg.threshold:.0f} %. Try a lower threshold or gate, or speak louder.")
+        quiet = stream.smoothed.masked_fill(stream.active[:, None], 0.0)  # what the gate ignored as too quiet
+        best = int(quiet.max(dim=0).values.argmax()) if quiet.numel() else 0
+        if quiet.numel() and float(quiet[:, best].max()) >= cfg.threshold:
+            st.info(f"“{stream.labels[best]}” reached {100 * float(quiet[:, best].max()):.0f} %, but only in windows the "
+                    f"gate ignored as too quiet (the grey bands): lower the gate (now {cfg.gate_db:g} dB) or speak louder.")  # fmt: skip
+        else:
+            st.info(f"No word reached {100 * cfg.threshold:.0f} %. Try a lower threshold or gate, or speak louder.")
         return
     t1, t2 = st.columns([1.3, 1], gap="medium")
     t1.dataframe(ui_try.detections_table(stream), hide_index=True, width="stretch")

@@ -27,9 +27,9 @@ from kwscore.features import (
     mel_centre_hz,
     mel_db,
     mel_filterbank,
+    preset_name,
     resample,
     resampled_spectrogram,
-    preset_name,
     teaching_numbers,
     valid_choices,
 )

@@ -245,3 +245,115 @@ def test_a_second_worker_for_the_same_folder_steps_aside(runs_dir):
     info = json.loads((runs_dir / jobs.WORKER_INFO).read_text())
     assert info["pid"] == pid and info["concurrency"] == 1
     assert jobs.stop_worker(runs_dir) and jobs.worker_pid(runs_dir) is None
+
+
+# -------------------------------------------------------------------------------- hardening (issue 10)
+
+
+def test_the_queue_secret_is_private_made_once_and_outside_the_runs_folder(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("KWS_HOME", str(home))
+    monkeypatch.delenv("KWS_QUEUE_SECRET", raising=False)
+    makers = [
+        subprocess.Popen([sys.executable, "-c", "from kwscore import jobs; print(jobs.queue_secret())"],
+                         stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]  # fmt: skip
+    secrets_seen = {p.communicate(timeout=60)[0].strip() for p in makers}
+    path = home / jobs.SECRET_FILE
+    assert len(secrets_seen) == 1 and len(secrets_seen.pop()) == 64  # four processes at once: one secret
+    assert path.stat().st_mode & 0o777 == 0o600 and list(home.iterdir()) == [path]
+    path.chmod(0o644)
+    assert jobs.queue_secret() == path.read_text().strip() and path.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("KWS_QUEUE_SECRET", "from-the-environment")
+    assert jobs.queue_secret() == "from-the-environment"
+
+
+def test_queue_messages_are_signed_json_never_pickles(small_synth, runs_dir, tmp_path, monkeypatch):
+    import pickle
+    import sqlite3
+
+    monkeypatch.setenv("KWS_HOME", str(tmp_path / "home"))
+    run_id = jobs.launch(config(small_synth), runs_dir, start_worker=False)
+    with sqlite3.connect(runs_dir / jobs.QUEUE_FILE) as db:
+        (data,) = db.execute("select data from task").fetchone()
+    body, signature = bytes(data).rsplit(b":", 1)
+    message = json.loads(body)["$message"]
+    assert message["args"] == [run_id, str(runs_dir)] and len(signature) == 40
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(bytes(data))
+    huey = jobs._queue(runs_dir)[0]
+    assert huey.deserialize_task(bytes(data)).args == [run_id, str(runs_dir)]  # ours: accepted
+    assert huey.deserialize_task(body + b":" + b"0" * 40) is None  # a forged signature: dropped
+
+
+def test_cancel_never_signals_a_process_that_is_not_the_run(small_synth, runs_dir):
+    """status.json names a pid; cancel checks the process's start time and command before SIGTERM."""
+    from kwscore.runfiles import process_start, this_host
+
+    run_id = jobs.create_run(config(small_synth), runs_dir)
+    files = RunFiles(runs_dir / run_id)
+    bystander = subprocess.Popen(["sleep", "60"])
+    lookalike = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "kwscore.runner"])
+    try:
+        time.sleep(0.2)
+        for pid_start in (None, process_start(bystander.pid) + 1, process_start(bystander.pid)):
+            # no start time stored / another start time / the right start time, but `sleep`, not kwscore
+            fake_running(files, bystander.pid, heartbeat_age=1, host=this_host(), pid_start=pid_start)
+            assert jobs.cancel(run_id, runs_dir, wait_s=0.3) == "running"
+            assert bystander.poll() is None, "cancel killed a process that was not the run"
+        fake_running(files, lookalike.pid, heartbeat_age=1, host=this_host(), pid_start=process_start(lookalike.pid))
+        jobs.cancel(run_id, runs_dir, wait_s=0.3)  # the run's own process (same start, a kwscore command)
+        assert lookalike.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        for proc in (bystander, lookalike):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_failed_validation_leaves_no_run_folder(small_synth, runs_dir, monkeypatch):
+    with pytest.raises(KwsError, match=r"Unknown command\(s\) banana"):
+        jobs.launch(default_config("m5", data=str(small_synth), commands="yes,banana"), runs_dir)
+    monkeypatch.setenv("KWS_QUEUE_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    with pytest.raises(KwsError, match="KWS_QUEUE_URL=redis://127.0.0.1:1/0 asks for a Redis queue"):
+        jobs.launch(config(small_synth), runs_dir)
+    monkeypatch.delenv("KWS_QUEUE_URL")
+
+    def broken(run_id, runs_dir=None):  # the queue accepted the connection, then failed
+        raise ConnectionError("the queue went away")
+
+    monkeypatch.setattr(jobs, "enqueue", broken)
+    with pytest.raises(KwsError, match="Could not queue the run: .* the queue went away"):
+        jobs.launch(config(small_synth), runs_dir)
+    assert [p.name for p in runs_dir.iterdir() if p.is_dir()] == []
+
+
+def test_a_run_that_cannot_start_says_why_in_its_status(small_synth, runs_dir, tmp_path):
+    """Not "killed or crashed (exit code 1)": the run process's own message."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(small_synth, data)
+    run_id = jobs.launch(config(data), runs_dir, start_worker=False)
+    shutil.rmtree(data)  # the dataset disappears before the worker starts the run
+    jobs.ensure_worker(runs_dir)
+    wait_for(lambda: state(run_id, runs_dir) == "failed", timeout=60, what="the run to fail")
+    error = jobs.read_status(run_id, runs_dir)["error"]
+    assert error.startswith(f"No dataset at {data}") and "killed or crashed" not in error, error
+
+
+def test_kwscore_runs_restarts_a_worker_for_queued_runs(small_synth, runs_dir):
+    jobs.create_run(config(small_synth), runs_dir)  # "queued" but never put in the queue: no worker for it
+    assert jobs.revive_worker(runs_dir) is None and jobs.worker_pid(runs_dir) is None
+    run_id = jobs.launch(config(small_synth), runs_dir, start_worker=False)  # queued; no worker (it died)
+    result = subprocess.run([sys.executable, "-m", "kwscore.cli", "runs", "--runs-dir", str(runs_dir)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0 and "no worker was alive: started one" in result.stderr, result.stderr
+    pid = wait_for(lambda: jobs.worker_pid(runs_dir), timeout=20, what="the worker")
+    try:
+        wait_for(lambda: state(run_id, runs_dir) == "succeeded", timeout=90, what="the queued run")
+        again = subprocess.run([sys.executable, "-m", "kwscore.cli", "runs", "--runs-dir", str(runs_dir)],
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert "started one" not in again.stderr and jobs.worker_pid(runs_dir) == pid  # one is alive: no second
+    finally:
+        kill_group(pid)

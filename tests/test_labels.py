@@ -238,7 +238,7 @@ def test_cli_trains_and_evaluates_the_12_class_task(small_synth_all, tmp_path):
     assert all(m["outcome"] in ("wrong word", "missed", "false alarm", "no keyword") for m in report["misclassified"])
     shown = kwscore("eval", folder)
     assert shown.returncode == 0, shown.stderr
-    assert "no keyword: silence" in shown.stdout and "keyword or not:" in shown.stdout
+    assert "no keyword: silence" in shown.stdout and "Keyword or not:" in shown.stdout
     as_json = json.loads(kwscore("eval", folder, "--json").stdout)
     assert as_json["confusion"] == report["confusion"]  # the same test clips, rebuilt from the seed
     assert as_json["no_keyword"] == nk
@@ -256,8 +256,8 @@ def task_run(small_synth_all, tmp_path_factory):
     return trained_task_run(small_synth_all, tmp_path_factory.mktemp("task-runs"))
 
 
-def heard_as(run: Path, root: Path, label: str, subset: str = "testing"):
-    """A clip of ``label`` from the run's own test clips that its model hears as ``label``."""
+def heard_as(run: Path, root: Path, label: str, subset: str = "validation"):
+    """A clip of ``label`` from the run's own test clips that its model hears as ``label``, surely."""
     from kwscore import audio
     from kwscore.inference import Predictor
 
@@ -266,7 +266,8 @@ def heard_as(run: Path, root: Path, label: str, subset: str = "testing"):
     for i in range(len(ds)):
         if ds.get_metadata(i)[2] == label:
             clip = audio.fix_length(ds.waveform(i), 16000)
-            if predictor.predict(clip).word == label:
+            p = predictor.predict(clip)
+            if p.word == label and p.probability >= 0.6:
                 return clip, predictor
     pytest.fail(f"the small task model hears no {label} clip as {label}")
 
@@ -316,3 +317,42 @@ def test_dataset_folder_of_task_is_the_keyword_datasets(small_synth_all):
     task = with_non_keywords(SpeechCommands(small_synth_all, "testing", commands="8"), seed=0)
     unknown = [i for i in range(len(task)) if task.get_metadata(i)[2] == UNKNOWN]
     assert all(task.path(i).is_relative_to(dataset_folder(small_synth_all)) for i in unknown)
+
+
+@pytest.mark.slow
+def test_train_page_offers_the_12_class_task_and_the_no_unknown_checkbox(kws_env, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from kwscore import jobs
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("KWS_RUNS_DIR", str(runs))
+    try:
+        at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=120).run()
+        at.switch_page("../pages/train.py").run()
+        assert at.checkbox(key="tr_unknown").value is True
+        at.radio(key="tr_commands").set_value("all").run()
+        assert at.checkbox(key="tr_unknown").disabled  # all words: nothing left to call unknown
+        at.radio(key="tr_commands").set_value("12").run()
+        at.checkbox(key="tr_unknown").uncheck().run()
+        at.button(key="tr_launch").click().run()
+        assert not at.exception, at.exception
+        (run,) = [p for p in runs.iterdir() if p.name[:1].isdigit()]
+        config = json.loads((run / "config.json").read_text())
+        assert config["commands"] == "12" and config["unknown"] is False
+    finally:
+        jobs.stop_worker(runs, stop_runs=True)
+
+
+def test_a_silence_clip_can_be_remade_from_its_recording(small_synth_all):
+    """What the Runs page does to play a misclassified _silence_ clip (report: path, start_s, level_dbfs)."""
+    from kwscore import audio
+    from kwscore.labels import cut_at_level
+
+    task = with_non_keywords(SpeechCommands(small_synth_all, "testing", commands="8"), seed=0)
+    i = next(i for i in range(len(task)) if task.get_metadata(i)[2] == SILENCE)
+    where = task.silence_cut(i)
+    recording, rate = audio.load(task.path(i))
+    assert rate == 16000 and task.silence_cut(0) is None
+    remade = cut_at_level(recording, round(16000 * where["start_s"]), where["level_dbfs"])
+    assert torch.allclose(remade, task.waveform(i), atol=1e-3)

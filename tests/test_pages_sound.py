@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.plots import SPLIT_COLORS
 from dashboard.ui import fit_feature_config
 from kwscore.augment import AugmentConfig
 from kwscore.features import FeatureConfig
@@ -80,7 +81,8 @@ def test_explore_shows_a_clip_and_the_dataset(kws_env):
     assert m["Tensor shape"] == "[1, 16000]" and m["Sample rate"] == "16000 Hz" and m["Duration"] == "1.000 s"
     assert len(audio_urls(at)) == 1
     words = chart(at, "explore_words")["data"]
-    assert [t["name"] for t in words] == ["training", "validation", "testing"] and len(words[0]["x"]) == 35
+    assert [t["name"] for t in words] == ["training", "validation", "testing"] and len(words[0]["x"]) >= 35
+    assert [t["marker"]["color"] for t in words] == [SPLIT_COLORS[s] for s in ("training", "validation", "testing")]
     assert list(array(chart(at, "explore_speakers")["data"][0]["y"])) == [32, 4, 4]
     assert at.dataframe, "the sample list"
 

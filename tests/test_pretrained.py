@@ -255,3 +255,19 @@ def test_the_stored_real_accuracy_is_what_the_shipped_model_gets(ready_on, share
     real = shipped_about()["real"]
     assert accuracy == pytest.approx(real["accuracy"], abs=1e-4)
     assert per_word == pytest.approx(real["per_word"], abs=1e-4)
+
+
+def test_paths_of_the_training_machine_become_the_local_dataset():
+    """make_ready_model.py writes the training data root as ${EMBEDDED}; install puts the local root there."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from make_ready_model import placeholder
+
+    trained = {"data": "/home/lead/.kws-studio/data/synthetic", "mix": [], "seed": 3,
+               "misclassified": [{"path": "/home/lead/.kws-studio/data/synthetic/SpeechCommands/x/go/a.wav"}],
+               "other": "/home/lead/.kws-studio/data/synthetic-2/b.wav"}  # fmt: skip
+    shipped = placeholder(trained, "/home/lead/.kws-studio/data/synthetic/")
+    assert shipped["data"] == pretrained.EMBEDDED and shipped["other"] == trained["other"] and shipped["seed"] == 3
+    assert shipped["misclassified"][0]["path"] == pretrained.EMBEDDED + "/SpeechCommands/x/go/a.wav"
+    local = pretrained.fill(shipped, "/srv/kws/synthetic")
+    assert local["data"] == "/srv/kws/synthetic"
+    assert local["misclassified"][0]["path"] == "/srv/kws/synthetic/SpeechCommands/x/go/a.wav"

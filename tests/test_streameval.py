@@ -193,8 +193,8 @@ def test_cli_stream_eval_on_a_generated_stream(cnn_run, embedded_data_dir, tmp_p
     report = streameval.load(cnn_run)
     assert report is not None and report["source"]["minutes"] == 1.5
     s = report["at_threshold"]
-    assert s["keywords"] >= 20 and s["non_keywords"] >= 3, s  # about 1 in 4 other words
-    assert s["recall"] >= 0.5, s  # a small model on unseen synthetic voices in noise
+    assert s["keywords"] >= 12 and s["non_keywords"] >= 3, s  # about 1 in 4 other words
+    assert s["recall"] >= 0.4, s  # a small model on unseen synthetic voices in rooms and noise
     point = report["recommended"]
     assert point is not None and stored_threshold(cnn_run) == pytest.approx(point["threshold"], abs=1e-4)
     for fa in report["worst_false_alarms"]:
@@ -208,3 +208,70 @@ def test_cli_stream_eval_on_a_generated_stream(cnn_run, embedded_data_dir, tmp_p
     assert "--truth" in capsys.readouterr().err
     assert main(["stream-eval", str(cnn_run), "--minutes", "0"]) == 2
     assert "--minutes" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# the Runs page's streaming view, the Live page (AppTest: real pages, no browser)
+# ------------------------------------------------------------------------------------------------
+
+APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+@pytest.fixture
+def page_run(kws_env, cnn_run):
+    """The test CNN in the dashboard's runs folder, with a streaming evaluation saved in it (a toy
+    stream's, so that its figures are known)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from kwscore import streameval
+
+    run = Path(os.environ["KWS_RUNS_DIR"]) / cnn_run.name
+    shutil.copytree(cnn_run, run, ignore=shutil.ignore_patterns("export", "streaming"))
+    comp = toy_stream()
+    result = detect(comp.waveform, SR, toy_classifier(False), ["high", "low"], StreamConfig(threshold=0.5))
+    ev = evaluate(result, comp.words, {"data": "toy", "minutes": 2.0, "snr_db": 20.0, "others": 0.25, "seed": 0,
+                                       "noise": "white"}, target_fa_per_hour=1.0)  # fmt: skip
+    streameval.save(run, ev, comp.waveform)
+    return run, ev
+
+
+def test_runs_page_streaming_view(page_run):
+    from streamlit.testing.v1 import AppTest
+
+    run, ev = page_run
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("../pages/runs.py").run()
+    at.selectbox(key="runs_detail").set_value(run.name).run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["False alarms"] == str(ev.at_threshold["false_alarms"]) and "False alarms per hour" in metrics
+    det = [e for e in at.get("plotly_chart") if e.proto.id.endswith("-stream_det")]
+    assert det, "no DET curve"
+    curve = json.loads(det[0].proto.spec)["data"][0]
+    assert len(curve["x"]) == len(ev.curve)
+    audio_elements = at.get("audio")
+    assert len(audio_elements) >= min(8, ev.at_threshold["false_alarms"])  # the worst false alarms, to listen to
+    slider = at.select_slider(key=f"stream_threshold_{run.name}")
+    chosen = max(slider.options, key=float)
+    slider.set_value(float(chosen)).run()
+    at.button(key="stream_store").click().run()
+    assert not at.exception, at.exception
+    assert stored_threshold(run) == pytest.approx(float(chosen), abs=1e-3)
+
+
+def test_live_page_offline_configuration():
+    """No ICE (STUN/TURN) servers anywhere: streamlit-webrtc must not add its default Google STUN."""
+    from streamlit_webrtc.component import (
+        _resolve_server_rtc_configuration,
+        enhance_frontend_rtc_configuration,
+    )
+
+    from dashboard import live_view
+
+    assert live_view.RTC_CONFIGURATION == {"iceServers": []}
+    assert enhance_frontend_rtc_configuration.__wrapped__(live_view.RTC_CONFIGURATION)["iceServers"] == []
+    assert _resolve_server_rtc_configuration(live_view.RTC_CONFIGURATION).iceServers == []
+    source = (__import__("pathlib").Path(APP).parent.parent / "pages" / "live.py").read_text()
+    assert "rtc_configuration=live_view.RTC_CONFIGURATION" in source

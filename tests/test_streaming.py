@@ -275,7 +275,7 @@ def test_a_minute_in_blocks_equals_the_whole_minute(cnn_run, embedded_data_dir, 
     wave, sr = audio.load(path)
     whole = predictor.detect(to_model_input(wave, sr)[0])
     assert stages == {"checking", "listening"} and rec.duration == pytest.approx(60.0, abs=1e-3)
-    assert len(whole.detections) >= 10, whole.detections
+    assert len(whole.detections) >= 5, whole.detections
     assert [d.word for d in blocked.detections] == [d.word for d in whole.detections]
     for a, b in zip(blocked.detections, whole.detections, strict=True):
         assert abs(a.start - b.start) < 1e-6 and abs(a.score - b.score) < 1e-3
@@ -332,3 +332,64 @@ def test_live_detector_hears_every_tone_as_it_ends():
         assert abs(d.start - w.start) < 0.15 and abs(d.end - w.end) < 0.15
         assert 0 < at - w.end < 0.35, f"{w.word} at {w.end:.2f} s was reported at {at:.2f} s"
     assert len(live.history) == 50 and live.now == pytest.approx(20.0)
+
+
+def write_long_noise(path, seconds: float, rate: int = 44100, channels: int = 2) -> None:
+    """A long 16-bit recording written block by block: noise with a tone burst every 3 s."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    block = 30 * rate
+    t = np.arange(block) / rate
+    pattern = 0.01 * rng.standard_normal(block) + 0.3 * np.sin(2 * np.pi * 500 * t) * ((t % 3.0) < 0.4)
+    with sf.SoundFile(path, "w", rate, channels, subtype="PCM_16") as f:
+        for i in range(0, round(seconds * rate), block):
+            f.write(np.repeat(pattern[: min(block, round(seconds * rate) - i), None], channels, axis=1))
+
+
+@pytest.mark.slow
+def test_detect_memory_does_not_grow_with_the_length(cnn_run, tmp_path):
+    """`kwscore detect` in a fresh process (peak RSS from os.wait4): 10 minutes at 44.1 kHz stereo —
+    212 MB as float samples, more once resampled — cost no more memory than 30 seconds do."""
+    from tests.badinput.harness import run_cli
+
+    peaks = {}
+    for seconds in (30, 600):
+        path = tmp_path / f"{seconds}.wav"
+        write_long_noise(path, seconds)
+        outcome = run_cli(["detect", str(cnn_run), str(path), "--hop", "1.0", "--json"], timeout=600)
+        assert outcome.code == 0, outcome.text
+        peaks[seconds] = outcome.peak_mb
+    print(f"peak RSS: 30 s {peaks[30]:.0f} MB, 10 min {peaks[600]:.0f} MB")
+    assert peaks[600] - peaks[30] < 60, peaks
+
+
+def test_try_it_reads_a_long_upload_in_blocks(cnn_run, embedded_data_dir, monkeypatch):
+    """Over a minute, an upload is read in blocks and scanned as it is read, with progress; it finds
+    what the whole-file path finds; the server's upload limit (a teacher's setting) still applies."""
+    import io
+
+    import soundfile as sf
+
+    from dashboard import ui_try
+    from kwscore import audio
+    from kwscore.inference import Predictor
+    from kwscore.streaming import compose_from_dataset
+
+    predictor = Predictor.from_run(cnn_run)
+    comp = compose_from_dataset(embedded_data_dir / "synthetic", predictor.labels, 75.0, noise_db=-25, seed=6)
+    buf = io.BytesIO()
+    sf.write(buf, audio.resample(comp.waveform, SR, 22050)[0].numpy(), 22050, format="WAV", subtype="PCM_16")
+    data = buf.getvalue()
+    stages = []
+    result = ui_try.analyse(data, "long.wav", predictor, mode="clip", progress=lambda stage, done, total: stages.append(stage))
+    assert result.kind == "stream" and "read 10 s at a time" in result.steps[0], result.steps
+    assert {"checking", "listening"} <= set(stages)
+    assert result.sound.duration == pytest.approx(75.0, abs=1e-3) and result.sound.waveform.shape == (1, 75 * SR)
+    whole = predictor.detect(audio.resample(audio.load_bytes(data)[0], 22050, SR))
+    assert [d.word for d in result.stream.detections] == [d.word for d in whole.detections]
+    assert len(whole.detections) >= 5
+    monkeypatch.setattr(ui_try, "upload_limit", lambda: len(data) // 2)
+    with pytest.raises(KwsError, match="the limit is"):
+        ui_try.analyse(data, "long.wav", predictor)

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +137,10 @@ def install(runs_dir: str | os.PathLike | None = None) -> list[str]:
             from kwscore.runfiles import write_json
 
             write_json(root / MARKER, {"installed": done})
-    except OSError as exc:
-        raise KwsError(f"Could not install the ready model into {root}: {exc.strerror or exc}.") from exc
+    except (OSError, ValueError) as exc:  # a folder we cannot write, a damaged shipped file
+        raise KwsError(
+            f"Could not install the ready model into {root}: {getattr(exc, 'strerror', None) or exc}."
+        ) from exc
     return new
 
 
@@ -150,15 +153,20 @@ def _about(folder: Path) -> dict | None:
     return info if RUN_ID_RE.match(info["run_id"]) else None
 
 
+def map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """JSON ``value`` with ``change`` applied to every string in it (keys excepted)."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [map_strings(v, change) for v in value]
+    if isinstance(value, dict):
+        return {k: map_strings(v, change) for k, v in value.items()}
+    return value
+
+
 def fill(value: Any, data_root: str) -> Any:
     """``value`` (JSON) with every string that starts with :data:`EMBEDDED` pointing into ``data_root``."""
-    if isinstance(value, str):
-        return data_root + value[len(EMBEDDED) :] if value.startswith(EMBEDDED) else value
-    if isinstance(value, list):
-        return [fill(v, data_root) for v in value]
-    if isinstance(value, dict):
-        return {k: fill(v, data_root) for k, v in value.items()}
-    return value
+    return map_strings(value, lambda s: data_root + s[len(EMBEDDED) :] if s.startswith(EMBEDDED) else s)
 
 
 def _copy_run(folder: Path, root: Path, run_id: str) -> None:
@@ -185,4 +193,15 @@ def _copy_run(folder: Path, root: Path, run_id: str) -> None:
         raise
 
 
-__all__ = ["EMBEDDED", "READY", "about", "enabled", "fill", "install", "installed", "ready_line", "shipped"]
+__all__ = [
+    "EMBEDDED",
+    "READY",
+    "about",
+    "enabled",
+    "fill",
+    "install",
+    "installed",
+    "map_strings",
+    "ready_line",
+    "shipped",
+]

@@ -126,8 +126,7 @@ def startup():
     return out
 
 
-@pytest.mark.parametrize("case", ["seed-1e23", "seed-negative", "model-huge", "eval-long-id", "data-long-path",
-                                  "queue-url-password-hidden"])  # fmt: skip
+@pytest.mark.parametrize("case", ["seed-1e23", "model-huge", "eval-long-id", "queue-url-password-hidden"])
 def test_a_real_process_prints_the_same_one_line(case, startup, small_synth, tmp_path):
     runs = tmp_path / "runs"
     args, env, expected = _args(case, small_synth, runs)

@@ -14,7 +14,6 @@ import gzip
 import json
 import os
 import pickle
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 
 from kwscore import jobs
 from tests.badinput.harness import MAX_MB, MAX_SECONDS
+from tests.workers import kill_started_workers
 
 SECRET = "badinput-queue-secret-" + "7" * 32
 SALT = "kws-studio"
@@ -150,13 +150,7 @@ def worker(request, tmp_path_factory):
         try:
             yield w
         finally:
-            for proc in jobs._STARTED_WORKERS:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=10)
-            jobs._STARTED_WORKERS.clear()
+            kill_started_workers()
             jobs._QUEUES.clear()
 
 

@@ -1,7 +1,7 @@
 """The Live page in Chromium with a fake microphone playing real words at known times.
 
 The microphone file holds words said by speakers of the shared real set's testing list (skipped when
-that set is absent), 2.5 s apart after 4 s of quiet (time for the WebRTC connection to come up). The
+that set is absent), 2.5 s apart after 10 s of quiet (time for the WebRTC connection to come up). The
 words are ones the test CNN hears right when the same detector listens to the file directly, so this
 tests the page and its audio path — browser microphone, WebRTC without ICE servers, Opus, the
 server's resampling and live detector, the page's redraws — not the small model.
@@ -15,6 +15,7 @@ the 300-ms goal is reported, not asserted here (timing on a loaded 2-core machin
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 
@@ -27,6 +28,7 @@ from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, IDLE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 WORDS = ["yes", "stop", "left", "no", "up", "go", "right", "down"]
+LEAD_S = 10.0  #: quiet before the first word: the WebRTC connection comes up meanwhile (seconds on a busy machine)
 SR = 16000
 
 TIMING = """
@@ -50,6 +52,12 @@ TIMING = """
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def microphone_words(real_root, run, folder):
     """A WAV of real test-split words the run's model hears right through the live detector, and
     their placement (word, start, end in seconds)."""
@@ -62,20 +70,25 @@ def microphone_words(real_root, run, folder):
     clips = []
     for word in WORDS:
         ds = SpeechCommands(real_root, subset="testing", commands=[word])
+        tried = 0
         for i in range(len(ds)):
             clip = ds.waveform(i)
-            if clip is None:
+            if clip is None or tried >= 12:
                 continue
             clip = torch.nn.functional.pad(clip, (0, max(0, SR - clip.shape[-1])))[:, :SR]
+            alone = predictor.predict(clip)
+            if alone.word != word or alone.probability < 0.7:
+                continue
+            tried += 1
             single = compose([(word, ds.clip_id(i), clip)], noise, 3.0, lead=1.0, noise_db=-35, seed=i)
             live = LiveDetector(predictor.probabilities, predictor.labels, StreamConfig(smooth=0.2))
-            heard = [d.word for k in range(0, single.waveform.shape[1], 320) for d in live.feed(single.waveform[0, k : k + 320])]
+            heard = [d.word for k in range(0, single.waveform.shape[1], 1600) for d in live.feed(single.waveform[0, k : k + 1600])]
             if heard == [word]:
                 clips.append((word, ds.clip_id(i), clip))
                 break
     if len(clips) < 3:
         pytest.skip(f"the small test model hears too few real words through the live detector ({len(clips)})")
-    comp = compose(clips, noise, 4.0 + 3.5 * len(clips), lead=4.0, gap=(2.5, 2.5), noise_db=-35, seed=1)
+    comp = compose(clips, noise, LEAD_S + 3.5 * len(clips), lead=LEAD_S, gap=(2.5, 2.5), noise_db=-35, seed=1)
     path = folder / "live-words.wav"
     sf.write(path, comp.waveform[0].numpy(), SR, subtype="PCM_16")
     return path, [(w.word, w.start, w.end) for w in comp.words]
@@ -100,14 +113,16 @@ def test_live_page_hears_every_word_in_order(server, shared_real, cnn_run_for_li
         page.get_by_text("Press Start above to listen").wait_for()
         assert page.locator("[data-kws-heard='nothing']").count() == 1
         frame = page.frame_locator("iframe[title*='streamlit_webrtc']")
+        cpu0, wall0 = cpu_seconds(server.proc.pid), time.monotonic()
         frame.get_by_role("button", name="START").click()
-        deadline = time.monotonic() + 4.0 + 3.5 * len(truth) + 20
+        deadline = time.monotonic() + LEAD_S + 3.5 * len(truth) + 20
         while time.monotonic() < deadline:
             seen = page.evaluate("window.__kwsSeen")
             if len(seen) >= len(truth):
                 break
             page.wait_for_timeout(500)
         page.wait_for_timeout(1500)  # anything that would fire late, or twice
+        cpu_share = (cpu_seconds(server.proc.pid) - cpu0) / (time.monotonic() - wall0)
         seen = sorted(page.evaluate("window.__kwsSeen").values(), key=lambda s: s["t"])
         mic_start = page.evaluate("window.__kwsMicStart")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -118,12 +133,18 @@ def test_live_page_hears_every_word_in_order(server, shared_real, cnn_run_for_li
     heard = [s["word"] for s in seen]
     expected = [w for w, _, _ in truth]
     assert mic_start, "the page never opened the microphone"
-    latencies = [(s["t"] - mic_start) / 1000 - end for s, (_, _, end) in zip(seen, truth, strict=False)]
+    latencies = []
+    for word, start, end in truth:  # the first detection of the word shown after the word began
+        shown = [(s["t"] - mic_start) / 1000 for s in seen if s["word"] == word and (s["t"] - mic_start) / 1000 > start]
+        if shown:
+            latencies.append(min(shown) - end)
     report = {"expected": expected, "heard": heard, "latency_s": [round(x, 3) for x in latencies],
-              "median_latency_s": float(np.median(latencies)) if latencies else None}  # fmt: skip
+              "median_latency_s": float(np.median(latencies)) if latencies else None,
+              "server_cpu_share_one_stream": round(cpu_share, 3)}  # fmt: skip
     (ARTIFACTS / "live_latency.json").write_text(json.dumps(report, indent=1))
     print(f"live: expected {expected}, heard {heard}; latency from the end of each word to the page: "
-          f"{[f'{1000 * x:.0f} ms' for x in latencies]}, median {1000 * report['median_latency_s']:.0f} ms")  # fmt: skip
+          f"{[f'{1000 * x:.0f} ms' for x in latencies]}, median {1000 * (report['median_latency_s'] or 0):.0f} ms; "
+          f"server CPU while listening: {100 * cpu_share:.0f} % of a core")  # fmt: skip
     assert heard == expected, report
     assert all(-0.2 < x < 2.0 for x in latencies), report  # found while the word is fresh, not by accident
     assert not errors, errors

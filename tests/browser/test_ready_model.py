@@ -3,6 +3,8 @@ model shipped with kwscore) and says what it was trained on and how it does on r
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -29,7 +31,7 @@ def first_start(embedded_data_dir, tmp_path, monkeypatch):
     jobs.stop_worker(runs, stop_runs=True)
 
 
-def test_a_fresh_server_offers_the_ready_model_on_try_it(browser, first_start):
+def test_a_fresh_server_offers_the_ready_model_on_try_it(first_start, browser):
     about = pretrained.about(pretrained.HERE / pretrained.READY)
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     pg = context.new_page()
@@ -39,7 +41,8 @@ def test_a_fresh_server_offers_the_ready_model_on_try_it(browser, first_start):
     try:
         open_page(pg, first_start, "try_it")
         expect(pg.get_by_text(pretrained.ready_line(about), exact=True)).to_be_visible()
-        expect(pg.locator("[data-testid='stSelectbox']").first).to_contain_text("Ready model (embedded data)")
+        chosen = pg.locator("[data-testid='stMain'] [data-testid='stSelectbox'] input").first
+        expect(chosen).to_have_value(re.compile(r"^Ready model \(embedded data\) · cnn · "))
         assert pg.get_by_text("No finished training run").count() == 0
         assert (first_start.runs_dir / about["run_id"] / "best.pt").is_file()
         assert_clean(pg)

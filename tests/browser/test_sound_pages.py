@@ -9,7 +9,7 @@ from .conftest import assert_clean, open_page, wait_idle
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["", "explore", "spectrogram", "augmentation", "train", "runs", "try_it", "record"]
+PAGES = ["", "worksheet", "explore", "spectrogram", "augmentation", "train", "runs", "try_it", "record"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -26,7 +26,7 @@ def test_spectrogram_slider_by_keyboard_redraws(page, server):
     model_input = page.locator("[data-testid='stMetric']", has_text="Model input").locator("[data-testid='stMetricValue']")
     shape_before = model_input.inner_text()
     assert shape_before.replace(" ", "") == "40×101"
-    slider = page.locator("[data-testid='stSlider'] input[type='range']").nth(3)  # n_mels
+    slider = page.locator(".st-key-spec_n_mels input[type='range']")
     for n_mels in (41, 42, 43):  # one step of n_mels per key press, each redrawn
         slider.focus()
         slider.press("ArrowRight")
