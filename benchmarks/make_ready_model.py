@@ -70,7 +70,11 @@ def train_command(config: dict) -> str:
     differ = {
         k: v for k, v in config.items() if k not in ("data", "mix", "name", "notes") and recipe.get(k) != v
     }
-    flags = [f"--{k.replace('_', '-')} {v}" for k, v in differ.items() if isinstance(v, int | float | str)]
+    flags = [
+        (f"--{k.replace('_', '-')}" if v else f"--no-{k.replace('_', '-')}") if isinstance(v, bool)
+        else f"--{k.replace('_', '-')} {v}"
+        for k, v in differ.items() if isinstance(v, int | float | str)
+    ]  # fmt: skip
     other = {k: v for k, v in differ.items() if not isinstance(v, int | float | str)}
     return " ".join(["kwscore train --model", config["model"], *flags]) + (
         f" (and {json.dumps(other)})" if other else ""

@@ -129,11 +129,11 @@ def bars_html(session: LiveSession | None, labels: Sequence[str], threshold: flo
 def timeline_svg(session: LiveSession | None, threshold: float, span: float = 10.0) -> str:
     """An ``<img>`` of an SVG picture of the last ``span`` seconds: the best keyword's smoothed probability over time (coloured by the
     word), grey where the gate keeps the detector quiet, the threshold, and each detection marked."""
-    w, h = 1000, 170
+    w, h = 640, 180
     top, bottom = 22, 20
     plot_h = h - top - bottom
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
-             'preserveAspectRatio="none"><rect width="100%" height="100%" fill="white"/>']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}">'
+             '<rect width="100%" height="100%" fill="white"/>']
     now = session.detector.now if session is not None else 0.0
     x = lambda t: w * (1 - (now - t) / span)  # noqa: E731
     y = lambda p: top + plot_h * (1 - p)  # noqa: E731
@@ -162,13 +162,14 @@ def timeline_svg(session: LiveSession | None, threshold: float, span: float = 10
     parts.append(f'<line x1="0" y1="{y(threshold):.1f}" x2="{w}" y2="{y(threshold):.1f}" stroke="#b91c1c" '
                  'stroke-dasharray="6,5" stroke-width="1.2"/>')  # fmt: skip
     for s in range(int(span) + 1):  # a tick every second, "now" on the right
-        parts.append(f'<text x="{w * (1 - s / span) - (28 if s == 0 else 8):.1f}" y="{h - 5}" font-size="11" '
+        anchor, x0 = ("end", w - 3) if s == 0 else ("start", 3) if s == int(span) else ("middle", w * (1 - s / span))
+        parts.append(f'<text x="{x0:.1f}" y="{h - 5}" font-size="12" text-anchor="{anchor}" '
                      f'fill="#64748b">{"now" if s == 0 else f"-{s} s"}</text>')  # fmt: skip
     parts.append("</svg>")
     svg = base64.b64encode("".join(parts).encode()).decode()
     # as an image: st.html sanitises inline SVG away, a data-URI image passes
     return (f'<img data-kws-timeline="1" src="data:image/svg+xml;base64,{svg}" alt="the last {span:g} s" '
-            f'style="width:100%;height:{h}px;border:1px solid #e2e8f0;border-radius:8px"/>')
+            'style="width:100%;height:auto;border:1px solid #e2e8f0;border-radius:8px"/>')
 
 
 def detections_html(session: LiveSession | None, last: int = 12) -> str:

@@ -32,10 +32,11 @@ def det_figure(curve: list[dict], point: dict | None = None, recommended: dict |
         customdata=[p["threshold"] for p in curve], name="DET",
         hovertemplate="threshold %{customdata:.3f}<br>%{x:.1f} false alarms / h<br>miss %{y:.1f} %<extra></extra>",
     ))  # fmt: skip
-    for p, color, text in ((recommended, "#16a34a", "recommended"), (point, "#dc2626", "slider")):
+    for p, color, text, where in ((recommended, "#16a34a", "recommended", "top right"),
+                                  (point, "#dc2626", "slider", "bottom right")):  # fmt: skip
         if p is not None:
             fig.add_trace(go.Scatter(x=[p["fa_per_hour"]], y=[100 * p["miss"]], mode="markers+text", text=[text],
-                                     textposition="top right", marker={"size": 12, "color": color}, name=text,
+                                     textposition=where, marker={"size": 12, "color": color}, name=text,
                                      hoverinfo="skip"))  # fmt: skip
     fig.update_layout(**plots._layout(title="Detection-error trade-off: lower left is better", height=height,
                                       x_title="False alarms per hour", y_title="Missed keywords",
@@ -136,8 +137,10 @@ def draw(info, report: dict) -> None:
                     f"= **{p['fa_per_hour']:.1f} per hour**.")  # fmt: skip
         rec = report.get("recommended")
         if rec:
+            real = rec.get("score") or rec
             st.caption(f"Recommended for ≤ {report['target_fa_per_hour']:g} false alarm(s) per hour: "
-                       f"{rec['threshold']:.3f} (recall {100 * rec['recall']:.1f} %).")  # fmt: skip
+                       f"{rec['threshold']:.3f} (recall {100 * real['recall']:.1f} %, "
+                       f"{real['false_alarms']} false alarm(s) when run at it).")  # fmt: skip
         else:
             st.caption(f"No threshold keeps false alarms under {report['target_fa_per_hour']:g} per hour on this stream.")
         if st.button("Use this threshold in Try it and Live", icon=":material/check:", key="stream_store",

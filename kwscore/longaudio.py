@@ -15,7 +15,8 @@ recording is
    the blocks join seamlessly), and fed to the streaming detector (:func:`kwscore.streaming.detect_stream`),
    which keeps only the windows' probabilities and 10-ms levels (~10 MB for an hour).
 
-Memory therefore stays constant whatever the length; the ``progress`` callbacks drive a progress bar.
+Memory therefore stays constant whatever the length (freed block buffers are handed back to the
+system after each block: :func:`release_memory`); the ``progress`` callbacks drive a progress bar.
 
 Example::
 
@@ -26,10 +27,12 @@ Example::
 
 from __future__ import annotations
 
+import ctypes
 import io
 import math
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +131,26 @@ class Recording:
                 before, pending = pending[length - ctx : length], pending[length:]
         if len(pending):
             yield convert(np.concatenate([before, pending]))[:, ctx_out:]
+
+
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system (glibc's ``malloc_trim``; nothing elsewhere).
+
+    Every block allocates and frees buffers of a few MB; glibc keeps such freed memory in its heap,
+    fragmented, so without this a one-hour file's process grew by ~230 MB although nothing was kept.
+    """
+    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
+        _LIBC.malloc_trim(0)
 
 
 def _open_checked(path: Path) -> tuple[io.BufferedReader, int]:
@@ -273,6 +296,7 @@ def detect_recording(
             if keep is not None:
                 keep.append(block)
             yield block
+            release_memory()
 
     report = None if progress is None else (lambda done: progress("listening", min(done, rec.duration), rec.duration))
     return detect_stream(pieces(), SAMPLE_RATE, predictor.probabilities, predictor.labels, cfg, progress=report)

@@ -24,6 +24,7 @@ keyword was said (**false alarms per hour**)? Like TensorFlow's ``generate_strea
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -119,8 +120,13 @@ def score(detections: Sequence[Detection], truth: Sequence[Placed], labels: Sequ
     per_word = {w: {"said": 0, "hits": 0, "wrong": 0} for w in sorted(known)}
     hits = wrong = 0
     false_alarms: list[dict] = []
+    order = sorted(range(len(detections)), key=lambda k: detections[k].start)
+    starts = [detections[k].start for k in order]
+    longest = max((d.end - d.start for d in detections), default=0.0)
     for w in sorted(truth, key=lambda w: w.start):
-        near = [k for k, d in enumerate(detections) if k not in used and distance(d, w) <= tolerance]
+        # only detections that start close enough can be near (a sorted search, not all of them)
+        lo, hi = bisect.bisect_left(starts, w.start - tolerance - longest), bisect.bisect_right(starts, w.end + tolerance)
+        near = [k for k in order[lo:hi] if k not in used and distance(detections[k], w) <= tolerance]
         keyword = w.word in known
         if keyword:
             per_word[w.word]["said"] += 1

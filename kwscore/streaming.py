@@ -361,7 +361,8 @@ def pick_detections(
         t = float(times[j])
         start, end = (int(v) for v in spans[j])
         start, end = (start, end) if start >= 0 else (0, round(cfg.window / FRAME_S))
-        detection = Detection(labels[int(cls[j])], t + start * FRAME_S, t + end * FRAME_S, float(score[j]), t)
+        # the score is the run's highest: exactly the detections a higher threshold keeps (the DET curve)
+        detection = Detection(labels[int(cls[j])], t + start * FRAME_S, t + end * FRAME_S, float(run.max()), t)
         detections.append(detection)
         # windows that start before the word ends still hear (part of) it: they must not fire again
         quiet_until = max(t + cfg.refractory, detection.end)

@@ -194,7 +194,7 @@ def finetune_status(run_id: str) -> None:
     info = ui.run_info_safe(path)
     if info.state in ui.ACTIVE_STATES:
         fraction, eta = jobs.progress(path)
-        st.progress(min(max(fraction, 0.0), 1.0), text=f"{ui.state_text(info, ui.all_runs())} · "
+        st.progress(min(max(fraction, 0.0), 1.0), text=f"Fine-tuning: {ui.state_text(info, ui.all_runs())} · "
                     f"{100 * fraction:.0f} %" + (f" · ETA {ui.fmt_duration(eta)}" if eta is not None else ""))  # fmt: skip
     elif info.state == "succeeded":
         st.success(f"Fine-tuned in {ui.fmt_duration(info.duration_s)}: `{run_id}`, test accuracy "

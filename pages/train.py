@@ -191,7 +191,7 @@ with settings:
             "make the 12-class task of published results.",
         )  # fmt: skip
         unknown = ui.kept(
-            st.checkbox, "Add “unknown” and “silence” (no keyword)", key="tr_unknown", default=True,
+            st.checkbox, "“Unknown” + “silence” classes", key="tr_unknown", default=True,
             disabled=commands == "all",
             help="Two more classes, each about as big as one word: clips of the dataset's other words, and 1-s cuts "
             "of its background noise. The model learns to say “no keyword” instead of forcing every sound into a word.",

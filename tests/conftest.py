@@ -21,6 +21,10 @@ os.environ["KWS_READY_MODEL"] = "0"
 # The embedded dataset of the tests (and of the dashboards they start): 40 synthetic speakers instead of
 # the default 160, so that it is made in seconds and models train on it quickly.
 os.environ["KWS_SYNTH_SPEAKERS"] = "40"
+# ... in a quiet studio (no simulated rooms, microphones or noise): the tests check pages, files and
+# mechanisms with small models trained in seconds; realism is tested in test_synth/test_augment and
+# measured by benchmarks/sim_to_real.py.
+os.environ["KWS_SYNTH_ROOMS"] = "0"
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +33,7 @@ def small_synth(tmp_path_factory) -> Path:
     from kwscore.data.synth import SynthParams, generate
 
     root = tmp_path_factory.mktemp("small-synth")
-    return generate(root, SynthParams(speakers=10, words="commands", utterances=2, seed=1))
+    return generate(root, SynthParams(speakers=10, words="commands", utterances=2, seed=1, rooms=False))
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +42,7 @@ def small_synth_all(tmp_path_factory) -> Path:
     from kwscore.data.synth import SynthParams, generate
 
     root = tmp_path_factory.mktemp("small-synth-all")
-    return generate(root, SynthParams(speakers=10, words="all", utterances=1, seed=3))
+    return generate(root, SynthParams(speakers=10, words="all", utterances=1, seed=3, rooms=False))
 
 
 @pytest.fixture(scope="session")

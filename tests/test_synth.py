@@ -82,11 +82,11 @@ def test_noise_colours_have_the_right_spectral_slope(small_synth):
 
 def test_manifest_and_idempotence(small_synth):
     manifest = read_manifest(small_synth)
-    assert manifest["params"] == {"speakers": 10, "words": "commands", "utterances": 2, "seed": 1, "rooms": True}
+    assert manifest["params"] == {"speakers": 10, "words": "commands", "utterances": 2, "seed": 1, "rooms": False}
     assert manifest["counts"]["clips"] == 160 and manifest["generator_version"] >= 1
     marker = dataset_folder(small_synth) / MANIFEST
     before = marker.stat().st_mtime_ns
-    generate(small_synth, SynthParams(speakers=10, words="commands", utterances=2, seed=1))
+    generate(small_synth, SynthParams(speakers=10, words="commands", utterances=2, seed=1, rooms=False))
     assert marker.stat().st_mtime_ns == before, "a complete dataset is reused, not regenerated"
 
 
@@ -160,3 +160,26 @@ def test_bad_parameters(kwargs, message):
 
 def test_manifest_is_json(small_synth):
     assert json.loads((dataset_folder(small_synth) / MANIFEST).read_text())["counts"]["noises"] == 4
+
+
+def test_a_recording_session_adds_a_room_a_microphone_and_noise():
+    """record_session: the same takes sound recorded (reverb tail, coloured noise floor, speaker's level)."""
+    from kwscore.data.synth import record_session
+
+    takes = np.zeros((4, 16000), dtype=np.float32)
+    takes[:, 4000:6000] = np.sin(np.arange(2000) * 2 * np.pi * 440 / 16000)  # a 125-ms tone as the "word"
+    for seed in range(6):  # some sessions are in a room (7 in 10), all have a microphone and noise
+        clips, session = record_session(takes, np.random.default_rng(seed))
+        same, _ = record_session(takes, np.random.default_rng(seed))
+        assert clips.shape == takes.shape and np.array_equal(clips, same)
+        assert "mic" in session and session["noise"] in ("white", "pink", "brown")
+        quiet = clips[:, 12000:]  # long after the word: only noise (and no digital silence)
+        assert 0 < np.abs(quiet).max() < np.abs(clips).max()
+        peak_db = 20 * np.log10(np.abs(clips).max(axis=1))
+        assert (peak_db < 0).all() and (peak_db > -25).all()
+        if "room" in session:  # the room rings on after the word ends
+            tail = np.abs(clips[:, 6000:6400]).mean()
+            assert tail > 3 * np.abs(quiet).mean()
+    clean, session = record_session(takes, np.random.default_rng(0), rooms=False)
+    assert "room" not in session and "mic" not in session
+    assert np.abs(clean[:, 12000:]).max() < 1e-2

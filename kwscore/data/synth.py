@@ -42,7 +42,7 @@ from kwscore.data.layout import ARCHIVE_FOLDER, dataset_folder, parse_clip_name
 from kwscore.data.words import ALL_WORDS, COMMANDS, NOISE_FOLDER
 from kwscore.errors import KwsError
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 SAMPLE_RATE = augment.SAMPLE_RATE
 CLIP_SAMPLES = SAMPLE_RATE  # 1 s
 MANIFEST = "kwscore_manifest.json"
@@ -58,16 +58,16 @@ ACCENT_SHARES = {
 }  # fmt: skip
 ACCENTS = tuple(ACCENT_SHARES)
 #: Voice variants (``voices/!v``) that sound like a person: formant sets, male and female, the
-#: klatt family (robots, whispers and croaks left out).
+#: klatt family (robots, whispers and croaks left out, and the variants with a ``breath`` setting —
+#: f2 f3 f5 Alicia Reed Storm caleb sandro victor — whose breath noise differs from run to run).
 VARIANTS = (
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5", "klatt",
-    "klatt2", "klatt3", "klatt4", "klatt6", "Alex", "Alicia", "Andrea", "Andy", "Annie", "Denis",
-    "Gene", "Gene2", "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike", "Mr serious",
-    "Nguyen", "Reed", "Storm", "adam", "anika", "announcer", "antonio", "aunty", "belinda", "benjamin",
-    "boris", "caleb", "david", "ed", "edward", "edward2", "grandma", "grandpa", "gustave", "ian",
-    "iven", "iven2", "iven3", "john", "linda", "marcelo", "max", "michel", "miguel", "mike2",
-    "norbert", "pablo", "paul", "pedro", "quincy", "rob", "robert", "sandro", "shelby", "steph",
-    "steph2", "steph3", "travis", "victor", "zac",
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f4", "klatt", "klatt2", "klatt3",
+    "klatt4", "klatt6", "Alex", "Andrea", "Andy", "Annie", "Denis", "Gene", "Gene2", "Henrique", "Hugo",
+    "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike", "Mr serious", "Nguyen", "adam", "anika",
+    "announcer", "antonio", "aunty", "belinda", "benjamin", "boris", "david", "ed", "edward", "edward2",
+    "grandma", "grandpa", "gustave", "ian", "iven", "iven2", "iven3", "john", "linda", "marcelo", "max",
+    "michel", "miguel", "mike2", "norbert", "pablo", "paul", "pedro", "quincy", "rob", "robert", "shelby",
+    "steph", "steph2", "steph3", "travis", "zac",
 )  # fmt: skip
 #: How a word can be said on its own: plain, stated, asked, exclaimed (espeak-ng's intonation
 #: follows the punctuation).
@@ -125,13 +125,12 @@ class SynthParams:
 def default_params() -> SynthParams:
     """The embedded dataset the dashboard and ``kwscore data synth`` make: :class:`SynthParams`'
     defaults, with ``KWS_SYNTH_SPEAKERS`` speakers when that is set (fewer on a slow machine or in
-    tests, more for a bigger set)."""
+    tests, more for a bigger set), and clean studio speech when ``KWS_SYNTH_ROOMS=0``."""
     value = os.environ.get("KWS_SYNTH_SPEAKERS", "").strip()
-    if not value:
-        return SynthParams()
-    if not value.isdigit():
+    rooms = os.environ.get("KWS_SYNTH_ROOMS", "1").strip() not in ("0", "false", "no")
+    if value and not value.isdigit():
         raise KwsError(f"KWS_SYNTH_SPEAKERS must be a number of speakers, not {value!r}.")
-    params = SynthParams(speakers=int(value))
+    params = SynthParams(speakers=int(value) if value else SynthParams.speakers, rooms=rooms)
     params.validate()
     return params
 
