@@ -77,7 +77,7 @@ def ensure_embedded_dataset() -> None:
             st.info(
                 f"First start: KWS Studio is synthesising its embedded dataset — every Speech Commands "
                 f"word, spoken by {params.speakers} synthetic voices in simulated "
-                "rooms and microphones. This takes about half a minute and happens once."
+                "rooms and microphones. This takes about a minute and happens once."
             )
             bar = st.progress(0.0, text="Starting espeak-ng…")
 

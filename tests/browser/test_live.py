@@ -95,6 +95,7 @@ def microphone_words(real_root, run, folder):
 
 
 def test_live_page_hears_every_word_in_order(server, shared_real, cnn_run_for_live, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     shutil.copytree(cnn_run_for_live, server.runs_dir / cnn_run_for_live.name, dirs_exist_ok=True)
@@ -114,7 +115,13 @@ def test_live_page_hears_every_word_in_order(server, shared_real, cnn_run_for_li
         assert page.locator("[data-kws-heard='nothing']").count() == 1
         frame = page.frame_locator("iframe[title*='streamlit_webrtc']")
         cpu0, wall0 = cpu_seconds(server.proc.pid), time.monotonic()
-        frame.get_by_role("button", name="START").click()
+        for _ in range(3):  # a click that lands while the component is still wiring itself up is lost
+            frame.get_by_role("button", name="START").click()
+            try:
+                frame.get_by_role("button", name="STOP").wait_for(timeout=20_000)
+                break
+            except PlaywrightTimeout:
+                continue
         deadline = time.monotonic() + LEAD_S + 3.5 * len(truth) + 20
         while time.monotonic() < deadline:
             seen = page.evaluate("window.__kwsSeen")
