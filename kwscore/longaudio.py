@@ -120,7 +120,7 @@ class Recording:
         unit_in, unit_out = sr // g, SAMPLE_RATE // g  # unit_in samples in <-> unit_out samples out
         ctx_units = max(2, math.ceil(CONTEXT_S * sr / unit_in))
         ctx, ctx_out = ctx_units * unit_in, ctx_units * unit_out
-        length = max(1, round(seconds * sr / unit_in)) * unit_in
+        length = max(ctx_units, round(seconds * sr / unit_in)) * unit_in  # a block is never shorter than its context
         step_out = length // unit_in * unit_out
         before = np.zeros((ctx, self.channels), dtype=np.float32)  # silence before the start, as a resampler pads
         pending = np.zeros((0, self.channels), dtype=np.float32)

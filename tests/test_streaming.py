@@ -393,3 +393,21 @@ def test_try_it_reads_a_long_upload_in_blocks(cnn_run, embedded_data_dir, monkey
     monkeypatch.setattr(ui_try, "upload_limit", lambda: len(data) // 2)
     with pytest.raises(KwsError, match="the limit is"):
         ui_try.analyse(data, "long.wav", predictor)
+
+
+@pytest.mark.parametrize("rate", [8001, 44101])
+def test_blocks_at_odd_rates_lose_no_audio(tmp_path, rate):
+    """Rates sharing no factor with 16 kHz have a 1-s resampling unit: short blocks still join whole."""
+    import numpy as np
+    import soundfile as sf
+
+    from kwscore.inference import to_model_input
+    from kwscore.longaudio import open_recording
+
+    x = (np.random.default_rng(0).standard_normal(int(rate * 5.37)) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "odd.wav", x, rate, subtype="FLOAT")
+    whole = to_model_input(torch.from_numpy(x[None]), rate)[0]
+    for seconds in (1.0, 10.0):
+        joined = torch.cat(list(open_recording(tmp_path / "odd.wav").blocks(seconds)), dim=-1)
+        assert joined.shape == whole.shape
+        assert float((joined - whole).abs().max()) < 5e-3  # soxr joins blocks up to its filter's rounding
