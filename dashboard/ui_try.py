@@ -31,6 +31,17 @@ def finished_runs() -> list:
     return sorted(runs, key=lambda r: (-(r.test_accuracy if r.test_accuracy is not None else -1.0), -(r.created or 0.0)))
 
 
+def finished_runs_or_stop() -> list:
+    """:func:`finished_runs`; with none, a message and a link to Train, and the page stops there."""
+    runs = finished_runs()
+    if not runs:
+        st.info("No finished training run yet: train a model first on the Train page (a CNN with its tuned "
+                "recipe takes a few minutes; fewer epochs are quicker).")  # fmt: skip
+        ui.page_link("train.py", "Go to Train", ":material/model_training:")
+        st.stop()
+    return runs
+
+
 def run_choice_label(info) -> str:
     """``cnn · 92.7 % test · synthetic · 8 commands · ae027b``."""
     acc = f"{100 * info.test_accuracy:.1f} % test" if info.test_accuracy is not None else "no test score"

@@ -13,7 +13,7 @@ import time
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import live_view, ui, ui_try
+from dashboard import live_view, ui_try
 from kwscore.errors import KwsError
 from kwscore.streaming import StreamConfig
 
@@ -25,12 +25,7 @@ st.caption(
     "The model listens to the last second, ten times a second, the way a phone listens for its wake word."
 )
 
-runs = ui_try.finished_runs()
-if not runs:
-    st.info("No finished training run yet: train a model first on the Train page (a CNN with its tuned recipe, 60 "
-            "epochs, takes a few minutes; fewer epochs are quicker).")
-    ui.page_link("train.py", "Go to Train", ":material/model_training:")
-    st.stop()
+runs = ui_try.finished_runs_or_stop()
 by_id = {r.run_id: r for r in runs}
 if ss.get("live_run") not in by_id:
     ss["live_run"] = runs[0].run_id

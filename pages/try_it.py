@@ -31,12 +31,7 @@ st.caption(
 )
 
 # -- the model ------------------------------------------------------------------------------------
-runs = ui_try.finished_runs()
-if not runs:
-    st.info("No finished training run yet: train a model first on the Train page (a CNN with its tuned recipe, 60 "
-            "epochs, takes a few minutes; fewer epochs are quicker).")
-    ui.page_link("train.py", "Go to Train", ":material/model_training:")
-    st.stop()
+runs = ui_try.finished_runs_or_stop()
 by_id = {r.run_id: r for r in runs}
 if ss.get("try_run") not in by_id:
     ss["try_run"] = runs[0].run_id  # the best by test accuracy
