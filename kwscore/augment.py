@@ -668,7 +668,7 @@ def microphone(
     mic = draw_microphones(1, make_rng(seed), low_hz, high_hz, eq_db)
     record = {
         "effect": "microphone", "low_hz": round(float(mic["low_hz"][0])), "high_hz": round(float(mic["high_hz"][0])),
-        "eq": [{"hz": round(float(f)), "db": round(float(g), 1)} for f, g in zip(mic["eq_hz"][0], mic["eq_db"][0], strict=True)],
+        "eq": ", ".join(f"{float(g):+.1f} dB at {float(f):.0f} Hz" for f, g in zip(mic["eq_hz"][0], mic["eq_db"][0], strict=True)),
     }  # fmt: skip
     return microphone_batch(x[None], mic_response(x.shape[-1], **mic))[0], record
 

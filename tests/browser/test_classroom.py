@@ -26,7 +26,10 @@ def launch_m5(pg, server, epochs: int) -> None:
     box.fill(str(epochs))
     box.press("Enter")
     wait_idle(pg)
-    pg.locator("[data-testid='stButton'] button", has_text="Launch").click()
+    # (a button with a tooltip is in the page twice, once hidden: take the visible one)
+    launch = pg.locator("[data-testid='stButton'] button", has_text="Launch").filter(visible=True)
+    expect(launch).to_have_count(1)
+    launch.click()
     wait_idle(pg)
 
 

@@ -33,7 +33,9 @@ def test_full_path_train_watch_compare_try(page, server):
     epochs.fill("1")
     epochs.press("Enter")
     wait_idle(page)
-    launch = page.locator("[data-testid='stButton'] button", has_text="Launch")
+    # (a button with a tooltip is in the page twice, once hidden: take the visible one)
+    launch = page.locator("[data-testid='stButton'] button", has_text="Launch").filter(visible=True)
+    expect(launch).to_have_count(1)
     assert launch.is_enabled()
     launch.click()
 
