@@ -190,7 +190,7 @@ def test_trained_cnn_finds_words_in_noise(cnn_run, embedded_data_dir, noise):
     wave, sr = audio.load(dataset_folder(root) / "_background_noise_" / noise)
     background = audio.resample(wave, sr, SR)
     clips = known_clips(predictor, root, background)
-    assert len(clips) >= 30, f"only {len(clips)} test clips are classified confidently: the model is too weak"
+    assert len(clips) >= 20, f"only {len(clips)} test clips are classified confidently: the model is too weak"
     chosen = random.Random(1).sample(clips, 8)
     comp = compose(chosen, background, 20.0, noise_db=-20, gap=(0.8, 1.5), seed=1, noise_name=noise)
     assert len(comp.words) == 8

@@ -35,7 +35,7 @@ def trained_cnn_run(data_root: Path, runs_dir: Path) -> Path:
     with _lock:
         if "run" not in _cache:
             config = default_config(
-                "cnn", data=str(data_root), commands="8", epochs=20, batch_size=32, lr=0.01,
+                "cnn", data=str(data_root), commands="8", epochs=30, batch_size=32, lr=0.01,
                 model_kwargs={"channels": [16, 32, 64], "dropout": 0.0}, augment=STREAM_AUGMENT, seed=0, threads=1,
                 unknown=False,  # the 8 words only (tests/task_model.py has the _unknown_/_silence_ model)
             )  # fmt: skip
