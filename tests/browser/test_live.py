@@ -94,14 +94,14 @@ def microphone_words(real_root, run, folder):
     return path, [(w.word, w.start, w.end) for w in comp.words]
 
 
-def test_live_page_hears_every_word_in_order(server, shared_real, cnn_run_for_live, tmp_path):
+def test_live_page_hears_every_word_in_order(server, browser, shared_real, cnn_run_for_live, tmp_path):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import sync_playwright
 
     shutil.copytree(cnn_run_for_live, server.runs_dir / cnn_run_for_live.name, dirs_exist_ok=True)
     wav, truth = microphone_words(shared_real, cnn_run_for_live, tmp_path)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+    chromium = browser.browser_type  # the session's Playwright: a second sync_playwright() cannot start beside it
+    if chromium:
+        browser = chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}"])  # fmt: skip
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["microphone"])
         context.add_init_script(TIMING)
