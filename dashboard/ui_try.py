@@ -42,6 +42,15 @@ def finished_runs_or_stop() -> list:
     return runs
 
 
+def predictor_or_stop(info):
+    """:func:`predictor` for a run; a checkpoint that cannot be loaded shows its message and stops the page."""
+    try:
+        return predictor(info)
+    except KwsError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
 def run_choice_label(info) -> str:
     """``cnn · 92.7 % test · synthetic · 8 commands · ae027b``."""
     acc = f"{100 * info.test_accuracy:.1f} % test" if info.test_accuracy is not None else "no test score"

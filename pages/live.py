@@ -14,7 +14,6 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from dashboard import live_view, ui_try
-from kwscore.errors import KwsError
 from kwscore.streaming import StreamConfig
 
 ss = st.session_state
@@ -33,11 +32,7 @@ c1, c2 = st.columns([2.2, 1], vertical_alignment="bottom")
 run_id = c1.selectbox("Model (a finished run; the best by test accuracy first)", list(by_id), key="live_run",
                       format_func=lambda r: ui_try.run_choice_label(by_id[r]))  # fmt: skip
 info = by_id[run_id]
-try:
-    model = ui_try.predictor(info)
-except KwsError as exc:
-    st.error(str(exc))
-    st.stop()
+model = ui_try.predictor_or_stop(info)
 threshold = c2.slider("Threshold", 0.3, 0.95, ui_try.default_threshold(info), 0.01, key=f"live_threshold_{run_id}",
                       help="A keyword fires when its smoothed probability reaches this (the run's stored threshold "
                       "from its streaming evaluation, if it has one).")  # fmt: skip

@@ -43,11 +43,7 @@ run_id = top[0].selectbox(
     format_func=lambda r: ui_try.run_choice_label(by_id[r]),
 )
 info = by_id[run_id]
-try:
-    model = ui_try.predictor(info)
-except KwsError as exc:
-    st.error(str(exc))
-    st.stop()
+model = ui_try.predictor_or_stop(info)
 threshold = top[1].slider(
     "Confidence threshold", 0.3, 0.95, ui_try.default_threshold(info), 0.01, key="try_threshold",
     help="Below this top-1 probability the model is 'not confident'. For long recordings it is also the "
