@@ -111,26 +111,8 @@ def read_audio(
     file that still holds audio is used, with a note.
     """
     n_bytes = len(data) if data is not None else 0
-    if n_bytes == 0:
-        raise KwsError(f"{name} is empty (0 bytes). Record again, or upload another file.")
-    if n_bytes > max_bytes:
-        raise KwsError(f"{name} is {_size(n_bytes)}: the limit is {_size(max_bytes)}. Cut it shorter first.")
-    try:
-        info = sf.info(io.BytesIO(data))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise KwsError(
-            f"{name} is not an audio file this page can read ({_short(exc)}). "
-            "Upload WAV, FLAC or OGG (MP3 and M4A are not supported)."
-        ) from exc
+    info = check_header(data, name, n_bytes, max_bytes)
     sr, channels = int(info.samplerate), int(info.channels)
-    if sr < MIN_SAMPLE_RATE:
-        raise KwsError(
-            f"{name} is sampled at {sr} Hz: too low for speech (at {MIN_SAMPLE_RATE} Hz and above "
-            "it keeps frequencies up to 4 kHz). Record it again at 16 kHz or more."
-        )
-    audio.check_rate(sr, name)  # and not above 192 kHz
-    if not 1 <= channels <= audio.MAX_CHANNELS:
-        raise KwsError(f"{name} has {channels} channels: this page reads 1 to {audio.MAX_CHANNELS}.")
     if info.frames and info.frames / sr > max_seconds + 0.05:
         raise KwsError(
             f"{name} lasts {info.frames / sr:.1f} s: the limit is {max_seconds:.0f} s. "
@@ -180,6 +162,37 @@ def read_audio(
     original = torch.from_numpy(np.ascontiguousarray(arr.T))  # [channels, time]
     waveform, steps = to_model_input(original, sr)
     return AudioInput(waveform, name, _describe_format(info), sr, channels, duration, n_bytes, original, steps, notes)
+
+
+def check_header(source, name: str, n_bytes: int, max_bytes: int | None = None):
+    """Check what a file's header promises, before any sample is decoded; returns soundfile's info.
+
+    ``source``: the file's bytes or its path. Raises :class:`KwsError` with one sentence a student can act
+    on for: an empty file, a file over ``max_bytes`` (no limit if None), something that is not WAV/FLAC/OGG
+    audio, a rate below 8 kHz or above 192 kHz, too many channels. The one header check of uploads,
+    recordings and recordings of any length (:func:`kwscore.longaudio.open_recording`).
+    """
+    if n_bytes == 0:
+        raise KwsError(f"{name} is empty (0 bytes): there is no audio in it. Record again, or use another file.")
+    if max_bytes is not None and n_bytes > max_bytes:
+        raise KwsError(f"{name} is {_size(n_bytes)}: the limit is {_size(max_bytes)}. Cut it shorter first.")
+    try:
+        info = sf.info(io.BytesIO(source) if isinstance(source, bytes | bytearray) else source)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise KwsError(
+            f"{name} is not an audio file KWS Studio can read ({_short(exc)}). "
+            "Use WAV, FLAC or OGG (MP3 and M4A are not supported)."
+        ) from exc
+    sr, channels = int(info.samplerate), int(info.channels)
+    if sr < MIN_SAMPLE_RATE:
+        raise KwsError(
+            f"{name} is sampled at {sr} Hz: too low for speech (at {MIN_SAMPLE_RATE} Hz and above "
+            "it keeps frequencies up to 4 kHz). Record it again at 16 kHz or more."
+        )
+    audio.check_rate(sr, name)  # and not above 192 kHz
+    if not 1 <= channels <= audio.MAX_CHANNELS:
+        raise KwsError(f"{name} has {channels} channels: KWS Studio reads 1 to {audio.MAX_CHANNELS}.")
+    return info
 
 
 def _size(n: int) -> str:

@@ -45,14 +45,13 @@ from kwscore import audio
 from kwscore.data.dataset import SAMPLE_RATE
 from kwscore.errors import KwsError
 from kwscore.inference import (
-    MIN_SAMPLE_RATE,
     MIN_SECONDS,
     SILENCE_PEAK,
     _bytes_per_sample,
     _describe_format,
     _short,
-    _size,
     _wav_declared_bytes,
+    check_header,
     to_model_input,
 )
 from kwscore.streaming import StreamConfig, StreamResult, detect_stream
@@ -198,26 +197,8 @@ def open_recording(
         with f:
             head = f.read(HEADER_BYTES) if n_bytes else b""
         target = str(path)
-    if n_bytes == 0:
-        raise KwsError(f"{name} is empty (0 bytes): there is no audio in it.")
-    if max_bytes is not None and n_bytes > max_bytes:
-        raise KwsError(f"{name} is {_size(n_bytes)}: the limit is {_size(max_bytes)}.")
-    try:
-        info = sf.info(io.BytesIO(target) if isinstance(target, bytes) else target)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise KwsError(
-            f"{name} is not an audio file KWS Studio can read ({_short(exc)}). "
-            "Use WAV, FLAC or OGG (MP3 and M4A are not supported)."
-        ) from exc
+    info = check_header(target, name, n_bytes, max_bytes)
     sr, channels = int(info.samplerate), int(info.channels)
-    if sr < MIN_SAMPLE_RATE:
-        raise KwsError(
-            f"{name} is sampled at {sr} Hz: too low for speech (at {MIN_SAMPLE_RATE} Hz and above it keeps "
-            "frequencies up to 4 kHz). Record it again at 16 kHz or more."
-        )
-    audio.check_rate(sr, name)  # and not above 192 kHz
-    if not 1 <= channels <= audio.MAX_CHANNELS:
-        raise KwsError(f"{name} has {channels} channels: KWS Studio reads 1 to {audio.MAX_CHANNELS}.")
     rec = Recording(target, name, _describe_format(info), sr, channels, n_bytes)
     _survey(rec, head, info, progress)
     return rec
