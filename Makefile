@@ -28,8 +28,9 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
-# Debian's redis-server: the queue-injection tests run against a real Redis (tests/badinput/conftest.py
-# starts one on a free port of 127.0.0.1, without persistence, and stops it).
+# Debian's redis-server: the queue-injection tests and the two-host worker test run against a real Redis
+# (the redis_url fixture of tests/conftest.py starts one on a free port of 127.0.0.1, without persistence,
+# and stops it).
 $(REDIS_SERVER):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server

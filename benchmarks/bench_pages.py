@@ -1,6 +1,13 @@
-"""Server-side time per rerun of the Spectrogram lab, against a trivial one-slider plotly page.
+"""Time per slider move of the Spectrogram lab, against a trivial one-slider plotly page (the floor).
 
-    .venv/bin/python benchmarks/bench_pages.py [--runs 21] [--no-save]
+    .venv/bin/python benchmarks/bench_pages.py [--runs 21] [--moves 21] [--no-browser] [--no-save]
+
+In the browser (what a student waits for): two `streamlit run` servers, the dashboard and the
+trivial page (written to a temporary file), one headless Chromium. Key press on the n_mels slider
+(ArrowRight / ArrowLeft) -> the chart's title shows the new value and the app is idle
+(``data-test-script-state='notRunning'``), the same on the floor page's slider; the two pages take
+turns, so both are measured under the same load in one run. The ratio lab / floor is the goal
+(issue #12: <= 1.3x).
 
 Both pages run under ``streamlit.testing.v1.AppTest`` (the real script, no browser): set a widget's
 value, ``.run()``, time it. AppTest compiles the entry script and the page again on every run (a
@@ -28,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import streamlit.testing.v1.app_test as app_test  # noqa: E402
 from common import REPO, append_results, machine, time_it  # noqa: E402
+from playwright.sync_api import Locator, Page  # noqa: E402
 from streamlit.runtime.scriptrunner.script_cache import ScriptCache  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -40,8 +48,12 @@ import streamlit as st
 
 n = st.slider("seed", 0, 1000, 0, key="seed")
 z = np.random.default_rng(n).standard_normal((40, 101)).astype(np.float32)
-st.plotly_chart(go.Figure(go.Heatmap(z=z, colorscale="Magma")))
+st.plotly_chart(go.Figure(go.Heatmap(z=z, colorscale="Magma"), layout_title_text=f"seed {n}"))
 """
+
+SLIDER = "[data-testid='stSlider']"
+#: The first chart's title (the lab's main picture names its n_mels; the floor's its seed).
+TITLE_JS = "document.querySelector(\"[data-testid='stPlotlyChart'] .gtitle\")?.textContent"
 
 #: (widget accessor, key, two values to alternate between) for the Spectrogram lab.
 SPECTROGRAM_MOVES = [
@@ -81,6 +93,61 @@ def page(name: str) -> AppTest:
     return at
 
 
+def key_to_idle(page: Page, slider: Locator, key: str) -> float:
+    """ms from a key press on ``slider`` until the first chart's title changed and the app is idle."""
+    from tests.browser.conftest import IDLE
+
+    page.bring_to_front()
+    slider.focus()
+    before = page.evaluate(TITLE_JS)
+    t0 = time.perf_counter()
+    slider.press(key)
+    page.wait_for_function(f"b => ({TITLE_JS}) !== b && document.querySelector(\"{IDLE}\")", arg=before,
+                           polling="raf", timeout=60_000)  # fmt: skip
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def browser_times(trivial_path: Path, moves: int) -> dict[str, list[float]]:
+    """Key press -> idle in Chromium for the lab's n_mels slider and the floor page's slider, in turns."""
+    from playwright.sync_api import sync_playwright
+
+    from kwscore import paths
+    from kwscore.data.synth import default_params, generate
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, IDLE, Server
+
+    generate(paths.synth_root(), default_params())  # the dataset the dashboard opens (made once, if missing)
+    runs = trivial_path.parent / "runs"
+    runs.mkdir(exist_ok=True)
+    lab_server = Server(paths.data_dir(), runs)
+    floor_server = Server(paths.data_dir(), runs, script=str(trivial_path))
+    times: dict[str, list[float]] = {"lab": [], "floor": []}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            pages, sliders = {}, {}
+            for name, url in (("lab", f"{lab_server.url}/spectrogram"), ("floor", floor_server.url)):
+                page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                page.goto(url, timeout=120_000)
+                page.wait_for_selector(f"{IDLE} [data-testid='stPlotlyChart'] .gtitle", timeout=120_000)
+                pages[name] = page
+                found = page.locator(SLIDER).filter(has_text="n_mels") if name == "lab" else page.locator(SLIDER)
+                sliders[name] = found.first.locator("input[type='range']")
+            for i in range(moves + 2):  # two warm-up moves each
+                key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
+                for name in ("lab", "floor"):
+                    ms = key_to_idle(pages[name], sliders[name], key)
+                    if i >= 2:
+                        times[name].append(ms)
+            for name, page in pages.items():
+                if page.locator("[data-testid='stException']").count():
+                    raise RuntimeError(f"the {name} page shows an exception")
+            browser.close()
+    finally:
+        lab_server.stop()
+        floor_server.stop()
+    return times
+
+
 def keep_script_cache(keep: bool) -> None:
     """Reuse one compiled-script cache across AppTest runs (what the server does), or not."""
     shared = ScriptCache()
@@ -90,13 +157,15 @@ def keep_script_cache(keep: bool) -> None:
 def row(name: str, times: list[float], floor: float | None) -> str:
     med = statistics.median(times)
     p90 = sorted(times)[max(0, round(0.9 * len(times)) - 1)]
-    ratio = f"{med / floor:.1f}×" if floor else "1.0× (floor)"
+    ratio = f"{med / floor:.2f}×" if floor else "1.0× (floor)"
     return f"| {name} | {med:.1f} | {p90:.1f} | {min(times):.1f} | {len(times)} | {ratio} |"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=21, help="timed reruns per page (default 21)")
+    parser.add_argument("--moves", type=int, default=21, help="timed key presses per page in Chromium (default 21)")
+    parser.add_argument("--no-browser", action="store_true", help="server-side (AppTest) figures only")
     parser.add_argument("--no-save", action="store_true", help="print only, do not append to RESULTS.md")
     args = parser.parse_args()
 
@@ -104,6 +173,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trivial_path = Path(tmp) / "trivial.py"
         trivial_path.write_text(TRIVIAL_PAGE)
+        browser = None if args.no_browser else browser_times(trivial_path, args.moves)
         for keep in (False, True):
             keep_script_cache(keep)
             how = "script cache kept" if keep else "AppTest as is"
@@ -116,7 +186,7 @@ def main() -> None:
 
     # With the cache kept from here on: the other side views of the Spectrogram lab, the other pages.
     views = {}
-    for view in ("Mel filterbank", "Linear STFT vs Mel", "Sample rate: what M5 hears"):
+    for view in ("Default vs yours", "Mel filterbank", "Linear STFT vs Mel", "Sample rate: what M5 hears"):
         spec.session_state["spec_view"] = view
         spec.run()
         views[view] = time_reruns(spec, spectrogram_move, max(7, args.runs // 3))
@@ -139,13 +209,26 @@ def main() -> None:
 
     floor_as_is = statistics.median(results["trivial, AppTest as is"])
     floor = statistics.median(results["trivial, script cache kept"])
-    lines = [
-        f"{machine()}.",
-        "",
+    lines = [f"{machine()}.", ""]
+    if browser:
+        b_lab, b_floor = statistics.median(browser["lab"]), statistics.median(browser["floor"])
+        lines += [
+            "In Chromium: key press on a slider -> the chart redrawn and the app idle, the two pages in turns "
+            "(one run, same load). Lab: the n_mels slider, the page as a student first sees it.",
+            "",
+            "| page, slider | median ms | p90 ms | fastest ms | presses | vs floor |",
+            "|---|---:|---:|---:|---:|---:|",
+            row("trivial one-slider plotly page (floor)", browser["floor"], None),
+            row("**Spectrogram lab, n_mels**", browser["lab"], b_floor),
+            "",
+            f"**Browser ratio lab / floor: {b_lab / b_floor:.2f}×** (goal ≤ 1.3×).",
+            "",
+        ]
+    lines += [
         "Server-side time of one rerun under AppTest (set a widget, `.run()`; the whole app: entry "
         "point, sidebar, page). The trivial page is one slider -> one 40 × 101 plotly heatmap. The "
         "Spectrogram lab moves a different setting each rerun (hop, n_mels, window, n_fft, f_max, "
-        "top_db, window function) with the 'Default vs yours' view open (two more heatmaps). "
+        "top_db, window function) with the first 'Look closer' tab open (the numbers: text). "
         "\"AppTest as is\" recompiles both scripts every rerun; \"script cache kept\" reuses the "
         "compiled scripts, as `streamlit run` does.",
         "",

@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:  # make `kwscore` and `dashboard` importable witho
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from dashboard import style, ui  # noqa: E402
+from dashboard import datasets, identity, style, ui  # noqa: E402
 from kwscore import pretrained  # noqa: E402
 from kwscore.errors import KwsError  # noqa: E402
 
@@ -24,14 +24,18 @@ from kwscore.errors import KwsError  # noqa: E402
 torch.set_num_threads(1)
 
 st.set_page_config(page_title="KWS Studio", page_icon="🎙️", layout="wide")
-ui.ensure_embedded_dataset()
+identity.announce_teacher_key()  # on the server's console, once per server process
+identity.sync()  # ?key= (then gone from the address) and ?who=, kept on every page
+datasets.ensure_embedded()
 if not st.session_state.get("_ready_model_ok"):  # the shipped ready model joins the runs once: Try it works at once
     try:
         pretrained.install()
     except KwsError as exc:
         st.warning(str(exc), icon=":material/warning:")
     st.session_state["_ready_model_ok"] = True
-ui.sidebar_dataset_picker()
+identity.sidebar()  # the student's name (asked once) and the teacher's sign-in
+datasets.sidebar_picker()
 style.apply()  # shared CSS (no cut labels, less space above titles) and the projector toggle
-navigation = st.navigation([*ui.navigation_pages(), st.Page(ui.PAGES_DIR / "live.py", title="Live", icon=":material/hearing:", url_path="live")])
+navigation = st.navigation([*ui.navigation_pages(), st.Page(ui.PAGES_DIR / "live.py", title="Live", icon=":material/hearing:", url_path="live"),
+                            *ui.teacher_pages(identity.is_teacher() or identity.requested_page() == identity.TEACHER_PAGE)])
 navigation.run()

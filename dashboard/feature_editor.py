@@ -9,17 +9,19 @@ title that lags one edit behind is confusing)::
     ...                                    # draw a title from state.config
     config = editor.draw(state)            # the widgets; returns what they hold now
 
-The carried config (``ui.feature_config()``) fills the widgets whenever it changed elsewhere (the
-other page, a preset button); valid settings are written back to it, so both pages agree.
+The carried config (:func:`feature_config`, ``st.session_state["feature_config"]``) fills the
+widgets whenever it changed elsewhere (the other page, a preset button); valid settings are written
+back to it, so both pages agree. Other pages read it with :func:`feature_config`.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import streamlit as st
 
-from dashboard import ui
+from kwscore.errors import KwsError
 from kwscore.features import (
     FEATURE_PRESETS,
     MAX_F_MIN,
@@ -31,9 +33,16 @@ from kwscore.features import (
     TOP_DB_RANGE,
     WINDOWS,
     FeatureConfig,
+    SliderRanges,
+    TeachingNumbers,
     empty_bands_lesson,
     preset_name,
+    teaching_numbers,
+    valid_choices,
 )
+
+#: Session-state key of the carried settings, ``FeatureConfig.to_dict()``.
+FEATURE_KEY = "feature_config"
 
 #: FeatureConfig field -> widget key suffix (the Spectrogram lab's keys are ``spec_<suffix>``).
 FIELDS = {
@@ -64,9 +73,59 @@ def widget_values(c: FeatureConfig) -> dict[str, object]:
     }
 
 
-def fit(config: FeatureConfig) -> tuple[FeatureConfig, list[str]]:
-    """:func:`dashboard.ui.fit_feature_config`: the smallest repairs, each explained."""
-    return ui.fit_feature_config(config)
+def feature_config() -> FeatureConfig:
+    """The front end chosen in the Spectrogram lab or on Train (the default FeatureConfig until then)."""
+    data = st.session_state.get(FEATURE_KEY)
+    if data:
+        try:
+            config = FeatureConfig.from_dict(data)
+        except (KwsError, TypeError):
+            return FeatureConfig()  # a stale or hand-edited value: fall back to the default
+        if not problems(config):
+            return config
+    return FeatureConfig()
+
+
+def set_feature_config(config: FeatureConfig) -> None:
+    st.session_state[FEATURE_KEY] = config.to_dict()
+
+
+@functools.lru_cache(maxsize=512)
+def problems(config: FeatureConfig) -> tuple[str, ...]:
+    """``config.problems()``, cached per config (it builds a Mel filterbank: ~0.5 ms each time)."""
+    return tuple(config.problems())
+
+
+@functools.lru_cache(maxsize=256)
+def teaching(config: FeatureConfig) -> TeachingNumbers:
+    """:func:`kwscore.features.teaching_numbers` for a 1-s clip, cached per config."""
+    return teaching_numbers(config)
+
+
+@functools.lru_cache(maxsize=256)
+def slider_ranges(config: FeatureConfig) -> SliderRanges:
+    """:func:`kwscore.features.valid_choices`, cached per config."""
+    return valid_choices(config)
+
+
+def fit_feature_config(config: FeatureConfig) -> tuple[FeatureConfig, list[str]]:
+    """Make the smallest changes that turn ``config`` valid, each explained in a sentence.
+
+    Only ``n_fft`` can break the others: a window longer than the FFT is shortened, then the hop.
+    Empty Mel bands are never "repaired" (128 bands stay 128): the editor explains them instead.
+    """
+    notes: list[str] = []
+    c = config
+    if c.win_length > c.n_fft:
+        notes.append(
+            f"An n_fft of {c.n_fft} cannot hold a {c.win_length}-sample window: the window was "
+            f"shortened to {c.n_fft} samples ({1000 * c.n_fft / c.sample_rate:g} ms)."
+        )
+        c = replace(c, win_length=c.n_fft)
+    if c.hop_length > c.win_length:
+        notes.append(f"The hop was shortened to the window, {c.win_length} samples: a longer hop would skip audio.")
+        c = replace(c, hop_length=c.win_length)
+    return c, notes
 
 
 def describe(c: FeatureConfig) -> str:
@@ -119,18 +178,18 @@ class FeatureEditor:
         """The settings the widgets hold (filled from the carried config when it changed elsewhere),
         repaired unless ``free``; repaired values are written back to the widgets."""
         ss = st.session_state
-        carried = ui.feature_config()
+        carried = feature_config()
         if ss.get(self.synced) != carried.to_dict() or any(k not in ss for k in self.keys.values()):
             self._write(carried)  # first visit, the other page, or a preset: refill the widgets
             ss[self.synced] = carried.to_dict()
         candidate = self._from_widgets(carried)
-        config, notes = (candidate, []) if free else fit(candidate)
+        config, notes = (candidate, []) if free else fit_feature_config(candidate)
         self._write(config)
-        return EditorState(config, notes, list(ui.problems(config)), free)
+        return EditorState(config, notes, list(problems(config)), free)
 
     def load_preset(self, name: str) -> None:
         """Button callback: the named preset becomes the carried config (the widgets refill)."""
-        ui.set_feature_config(FEATURE_PRESETS[name])
+        set_feature_config(FEATURE_PRESETS[name])
         st.session_state.pop(self.synced, None)
 
     # -- widgets ------------------------------------------------------------------------------
@@ -154,7 +213,7 @@ class FeatureEditor:
             win_hi = hop_hi = N_FFT_RANGE[1]
             fmin_hi, fmax_lo = int(MAX_F_MIN), F_STEP
         else:
-            r = ui.slider_ranges(c)
+            r = slider_ranges(c)
             win_hi, hop_hi = r.win_length[1], r.hop_length[1]
             fmin_hi = int(r.f_min[1]) // F_STEP * F_STEP
             fmax_lo = -(-int(r.f_max[0]) // F_STEP) * F_STEP
@@ -194,8 +253,8 @@ class FeatureEditor:
                      int(TOP_DB_RANGE[1]), 5, "Everything quieter than the loudest value minus top_db is floored there.")  # fmt: skip
         st.radio("Window function", list(WINDOWS), key=self.keys["window"], horizontal=True)
         now = self._from_widgets(c)
-        if not ui.problems(now):
-            ui.set_feature_config(now)  # carried to the other pages (only valid settings are)
+        if not problems(now):
+            set_feature_config(now)  # carried to the other pages (only valid settings are)
             ss[self.synced] = now.to_dict()
         return now
 

@@ -48,3 +48,8 @@ def apply() -> None:
         )  # fmt: skip
     plots.FONT_SCALE.set(PROJECTOR_SCALE if projector else 1.0)
     st.html(f"<style>{BASE_CSS}{PROJECTOR_CSS if projector else ''}</style>")
+
+
+def md_escape(text: str) -> str:
+    """Plain text for st.markdown / st.error: ``<speaker>_nohash_<n>.wav`` keeps its underscores."""
+    return "".join("\\" + ch if ch in "\\`*_[]#~$" else ch for ch in str(text))

@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from dashboard import ui
+from dashboard import run_views, ui
 from kwscore import audio
 from kwscore.data.dataset import SAMPLE_RATE
 from kwscore.errors import KwsError
@@ -27,7 +27,7 @@ from kwscore.streaming import StreamConfig, StreamResult
 
 def finished_runs() -> list:
     """Finished runs that have a best checkpoint, best test accuracy first (then newest)."""
-    runs = [r for r in ui.all_runs() if r.state == "succeeded" and (Path(r.path) / "best.pt").is_file()]
+    runs = [r for r in run_views.all_runs() if r.state == "succeeded" and (Path(r.path) / "best.pt").is_file()]
     return sorted(runs, key=lambda r: (-(r.test_accuracy if r.test_accuracy is not None else -1.0), -(r.created or 0.0)))
 
 
@@ -55,8 +55,8 @@ def run_choice_label(info) -> str:
     """``cnn · 92.7 % test · synthetic · 8 commands · ae027b``."""
     acc = f"{100 * info.test_accuracy:.1f} % test" if info.test_accuracy is not None else "no test score"
     name = str((info.config or {}).get("name") or "")[:40]  # e.g. "Ready model (embedded data)"
-    return (f"{name + ' · ' if name else ''}{info.model or '?'} · {acc} · {ui.dataset_name(info.data, short=True)} · "
-            f"{ui.commands_text(info.commands)} · {ui.short_id(info.run_id)}")  # fmt: skip
+    return (f"{name + ' · ' if name else ''}{info.model or '?'} · {acc} · {run_views.dataset_name(info.data, short=True)} · "
+            f"{run_views.commands_text(info.commands)} · {run_views.short_id(info.run_id)}")  # fmt: skip
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")

@@ -12,6 +12,8 @@
     kwscore runs    [--runs-dir DIR]
     kwscore eval    RUN [--data ROOT] [--subset testing|validation|training|all] [--json]
     kwscore worker  [--runs-dir DIR] [--concurrency N]
+    kwscore class   [--max-queued N] [--max-epochs N] [--max-minutes M] [--models m5,cnn] [--datasets NAME,...]
+                    [--concurrency N] [--hide-answers | --show-answers] [--reset] [--teacher-key] [--runs-dir DIR]
     kwscore cancel  RUN [--runs-dir DIR]
     kwscore detect  RUN FILE [--json] [--hop S] [--smooth S] [--threshold P] [--refractory S]  (any length)
     kwscore stream-eval RUN [--minutes 10] [--snr 10] [--data ROOT] [--wav F --truth T] [--target 1] [--store]
@@ -111,6 +113,8 @@ TRAIN_RUN_FLAGS = {
     "max_minutes": "stop training after this long, then test",
     "name": "a name for the run (labels, `kwscore runs`; other commands accept it in place of the id)",
     "notes": "notes on the run",
+    "owner": "the student the run is for (a class: the teacher's limits apply; only they or the teacher "
+    "may cancel it)",
 }
 TRAIN_FEATURE_FLAGS = {
     "n_fft": "FFT size of the cnn's Mel front end, any whole number (torchaudio's default 400)",
@@ -191,6 +195,15 @@ class _TrainProgress:
 
     def __init__(self) -> None:
         self.bar = None
+        self.decoding: dict = {}  # one tqdm bar per split while its clips are decoded
+
+    def on_decode(self, subset: str, done: int, total: int) -> None:
+        bar = self.decoding.get(subset)
+        if bar is None:
+            bar = self.decoding[subset] = _progress_bar(total, f"decoding {subset}")
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
 
     def on_start(self, info: dict) -> None:
         from tqdm import tqdm
@@ -249,12 +262,13 @@ def _train(config, args: argparse.Namespace) -> int:
         print(f"queued {run_id}; follow it with `kwscore runs`, stop it with `kwscore cancel {run_id}`")
         print(jobs.run_dir(run_id, args.runs_dir))
         return 0
-    run_id = jobs.create_run(config, args.runs_dir)
+    run_id = jobs.create_run(config, args.runs_dir, foreground=True)  # trained here: no worker takes it
     folder = jobs.run_dir(run_id, args.runs_dir)
     print(f"run {run_id}: {config.model} on {config.data}", flush=True)
     shown = _TrainProgress()
     try:
-        result = run_training(config, folder, Callbacks(shown.on_start, shown.on_iteration, shown.on_epoch))
+        result = run_training(config, folder, Callbacks(shown.on_start, shown.on_iteration, shown.on_epoch,
+                                                        shown.on_decode))
     finally:
         shown.close()
     if result.state == "succeeded":
@@ -300,15 +314,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     from kwscore.runlabels import settings
 
-    header = ("id", "name", "status", "model", "rate", "data", "epochs", "best val", "test", "duration")
+    header = ("id", "name", "owner", "status", "model", "rate", "data", "epochs", "best val", "test", "duration")
     rows = []
+    place = {e.run_id: e.position for e in jobs.queue_order(args.runs_dir, runs)}
     for r in runs:
         data = f"{Path(r.data).name}/{r.commands}" if r.data else "-"
         epochs = f"{r.epoch or 0}/{r.epochs}" if r.epochs else "-"
         name = str((r.config or {}).get("name") or "-")[:30]
         rate = settings(r.config)["rate"] if r.config else "-"
-        rows.append((r.run_id, name, r.state, r.model or "-", rate, data, epochs, _fmt_pct(r.best_val_accuracy),
-                     _fmt_pct(r.test_accuracy), _fmt_duration(r.duration_s)))  # fmt: skip
+        state = f"queued #{place[r.run_id]}" if r.run_id in place else r.state
+        state += f" on {r.host}" if r.state == "running" and r.host else ""
+        rows.append((r.run_id, name, r.owner or "-", state, r.model or "-", rate, data, epochs,
+                     _fmt_pct(r.best_val_accuracy), _fmt_pct(r.test_accuracy), _fmt_duration(r.duration_s)))  # fmt: skip
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -357,6 +374,41 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not jobs.run_worker(args.runs_dir, args.concurrency):
         pid = jobs.worker_pid(args.runs_dir)
         print(f"A worker (pid {pid}) already serves {jobs.runs_root(args.runs_dir)}.")
+    return 0
+
+
+def cmd_class(args: argparse.Namespace) -> int:
+    """Show the class limits of the runs folder; change those given on the command line."""
+    import dataclasses
+
+    from kwscore import classroom, jobs
+
+    root = jobs.runs_root(args.runs_dir)
+    limits = classroom.ClassLimits() if args.reset else classroom.load_limits(root)
+    changes = {
+        "max_queued_per_student": args.max_queued, "max_epochs": args.max_epochs, "max_minutes": args.max_minutes,
+        "models": args.models, "datasets": args.datasets, "concurrency": args.concurrency,
+        "hide_answers": args.hide_answers,
+    }  # fmt: skip
+    changes = {k: v for k, v in changes.items() if v is not None}
+    for key in ("models", "datasets"):  # "all" (or nothing) lifts the limit
+        if key in changes:
+            names = tuple(n.strip() for n in changes[key].split(",") if n.strip())
+            changes[key] = None if names in ((), ("all",)) else names
+    for key in ("max_epochs", "max_minutes", "concurrency"):  # 0 lifts the limit
+        if changes.get(key) == 0:
+            changes[key] = None
+    if changes or args.reset:
+        limits = dataclasses.replace(limits, **changes)
+        classroom.save_limits(limits, root)
+        print(f"saved {classroom.class_file(root)}")
+    for key, value in limits.to_dict().items():
+        shown = "all" if value is None and key in ("models", "datasets") else value
+        shown = "no limit" if shown is None and key not in ("concurrency",) else shown
+        shown = f"default ({classroom.default_concurrency(root)})" if key == "concurrency" and value is None else shown
+        print(f"{key:>24}: {', '.join(shown) if isinstance(shown, list) else shown}")
+    if args.teacher_key:
+        print(f"{'teacher key':>24}: {classroom.teacher_key()}")
     return 0
 
 
@@ -635,8 +687,25 @@ def build_parser(train_flags: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run queued trainings (the dashboard starts one by itself)")
     p.add_argument("--runs-dir", help=runs_help)
-    p.add_argument("--concurrency", type=int, help="runs at the same time (default 1, or KWS_WORKERS)")
+    p.add_argument("--concurrency", type=int,
+                   help="runs at the same time (default: KWS_WORKERS, else the class limit, else cores - 1)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("class", help="show or set the class limits (students' runs) and the teacher key")
+    p.add_argument("--max-queued", type=int, help="runs a student may have queued or training at once")
+    p.add_argument("--max-epochs", type=int, help="most epochs per run (0: no limit)")
+    p.add_argument("--max-minutes", type=float, help="most minutes per run (0: no limit)")
+    p.add_argument("--models", help="models students may use, comma-separated (all: any)")
+    p.add_argument("--datasets", help="dataset folder names students may use, comma-separated (all: any)")
+    p.add_argument("--concurrency", type=int, help="runs at once per machine (0: cores - 1)")
+    answers = p.add_mutually_exclusive_group()
+    answers.add_argument("--hide-answers", dest="hide_answers", action="store_const", const=True,
+                         help="the worksheet hides its answers")
+    answers.add_argument("--show-answers", dest="hide_answers", action="store_const", const=False)
+    p.add_argument("--reset", action="store_true", help="back to the default limits (then apply the flags given)")
+    p.add_argument("--teacher-key", action="store_true", help="print the teacher key")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.set_defaults(func=cmd_class)
 
     p = sub.add_parser("cancel", help="stop a queued or running run")
     p.add_argument("run", help="run id or run folder")

@@ -39,6 +39,8 @@ SILENCE = "_silence_"
 NON_KEYWORDS: tuple[str, ...] = (UNKNOWN, SILENCE, NOISE_FOLDER)
 #: How the page and the CLI name them.
 DISPLAY = {UNKNOWN: "another word", SILENCE: "silence", NOISE_FOLDER: "background noise"}
+#: ``_unknown_``'s size, in keyword classes (the average keyword's number of clips in the split).
+UNKNOWN_SHARE = 1.0
 #: ``_silence_`` clips are scaled to an RMS level drawn uniformly from this range, in dBFS.
 SILENCE_DBFS = (-70.0, -20.0)
 #: The stretch of every noise recording each split cuts its ``_silence_`` clips from (shares of its length).
@@ -136,8 +138,9 @@ def with_non_keywords(dataset: SpeechCommands, seed: int = 0, *, always: bool = 
         return dataset
     rng = np.random.default_rng([seed & 0xFFFFFFFF, 1 + (SUBSETS.index(dataset.subset) if dataset.subset else -1)])
     size = round(len(dataset) / len(dataset.labels))
+    n_unknown = round(size * UNKNOWN_SHARE)
     pool = [m for m in SpeechCommands(dataset.roots, dataset.subset, commands="all")._meta if m[2] in others] if others else []
-    chosen = sorted(rng.choice(len(pool), size=min(size, len(pool)), replace=False).tolist())
+    chosen = sorted(rng.choice(len(pool), size=min(n_unknown, len(pool)), replace=False).tolist())
     unknown = [(path, sr, UNKNOWN, speaker, utt) for path, sr, _, speaker, utt in (pool[i] for i in chosen)]
 
     names, noises = _noise_sources(dataset.root, rng)

@@ -44,17 +44,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from kwscore.errors import KwsError
 from kwscore.fileio import atomic_write
 
-try:  # POSIX file locks; on other systems the lock is a no-op (one writer at a time is then assumed)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
-
-#: Every state a run can be in. The last three are final.
+#: Every state a run can be in. The last three are final. A queued run that a worker has taken
+#: ("claimed") but not started yet stays "queued" with ``claimed_by`` set (see kwscore.jobs).
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
+#: States in which a run still changes (pages poll them; the queue counts them).
+ACTIVE_STATES = ("queued", "running")
 #: What :func:`read_status` reports when status.json cannot be parsed.
 UNREADABLE = "unreadable"
 
@@ -170,6 +170,8 @@ STATUS_FIELDS: dict[str, tuple[Any, str]] = {
     "pid": (_pid, "a process id"), "supervisor_pid": (_pid, "a process id"),
     "pid_start": (lambda v: is_int(v, -(2**63), 2**63), "a process start time"),
     "host": (_text, "a host name"), "task_id": (_text, "a text"),
+    "claimed_by": (_text, "a worker name"), "claimed_at": (_time, "a time"),
+    "requeues": (lambda v: is_int(v, 0, 10_000), "a count"),
     "error": (_text, "a text"), "message": (_text, "a text"),
     "epochs": (lambda v: is_int(v, 1, 10**7), "a whole number of epochs"),
     "epoch": (lambda v: is_int(v, 0, 10**7), "an epoch number"),
@@ -229,6 +231,7 @@ CONFIG_FIELDS: dict[str, tuple[Any, str]] = {
     "init": (lambda v: isinstance(v, str) and len(v) <= 4096, "a run id or folder"),
     "replay": (lambda v: is_int(v, 0, 10**7), "a whole number ≥ 0"),
     "name": (lambda v: isinstance(v, str) and len(v) <= 10_000, "a text"),
+    "owner": (lambda v: isinstance(v, str) and len(v) <= 1_000, "a name"),
     "notes": (lambda v: isinstance(v, str) and len(v) <= 100_000, "a text"),
 }  # fmt: skip
 
@@ -374,29 +377,29 @@ class RunFiles:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the run's exclusive lock (``status.lock``) for a read-modify-write of status.json."""
-        with open(self._lock_path, "a+") as lock:
-            if fcntl is not None:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        with file_lock(self._lock_path):
+            yield
 
-    def update_status(self, only_if: tuple[str, ...] | None = None, **changes: Any) -> dict:
+    def update_status(
+        self, only_if: tuple[str, ...] | None = None, check: Any = None, **changes: Any
+    ) -> dict:
         """Merge ``changes`` into status.json under the lock; return the new status.
 
         ``only_if``: apply the changes only when the current state is one of these (the status is
         returned unchanged otherwise). This is how "queued -> running" and "queued -> cancelled"
-        cannot both win.
+        cannot both win. ``check(status) -> bool``: a further condition, also judged under the lock.
+        A change to ``None`` removes the field.
         """
         with self.locked():
             status = self.read_status()
             if only_if is not None and status.get("state") not in only_if:
                 return status
+            if check is not None and not check(status):
+                return status
             if status.get("state") == UNREADABLE:
                 status = {"run_id": self.run_id}
             status.update(changes)
+            status = {k: v for k, v in status.items() if v is not None or k not in changes}
             write_json(self.status_path, status)
             return status
 
@@ -471,8 +474,78 @@ def _tail(path: Path, max_bytes: int) -> str:
 
 
 def this_host() -> str:
-    """The machine's name, stored next to a pid (a pid means nothing on another machine)."""
-    return socket.gethostname()
+    """The machine's name, stored next to a pid (a pid means nothing on another machine):
+    ``KWS_HOST`` when set (two workers sharing a runs folder must have different names), else the
+    system's host name."""
+    return os.environ.get("KWS_HOST", "").strip()[:200] or socket.gethostname()
+
+
+# --------------------------------------------------------------------------------------------
+# Locks and secrets
+# --------------------------------------------------------------------------------------------
+
+
+def file_lock(path: str | os.PathLike, timeout: float = -1) -> FileLock:
+    """An exclusive lock between processes on ``path`` (``filelock.FileLock``: ``flock`` on POSIX).
+
+    Use it as a context manager (waits; ``timeout`` seconds at most, then ``filelock.Timeout``), or
+    ``acquire(timeout=0)`` to try once. The lock file itself stays (empty) after the release: a
+    lock is "held" when a live process holds the flock, never because the file exists. Each call
+    makes a new lock object, so two callers in one process exclude each other too.
+    """
+    return FileLock(os.fspath(path), timeout=timeout, thread_local=False)
+
+
+def lock_is_held(path: str | os.PathLike) -> bool:
+    """Does a live process hold the lock on ``path`` right now? (Tries it once, releases at once.)"""
+    lock = file_lock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def private_secret(path: Path, what: str, variable: str, n_bytes: int = 32) -> str:
+    """The random secret kept in ``path`` (readable by its owner only), created on first use.
+
+    Several processes asking at once get the same secret (it is written to a temporary file and
+    linked into place, never replaced). :class:`KwsError` names ``variable`` as the way out when
+    the file cannot be used.
+    """
+    for _ in range(50):
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            _create_secret(path, n_bytes)
+            continue
+        except (OSError, ValueError) as exc:
+            raise KwsError(f"Cannot read the {what} {path} ({exc}). Delete it, or set {variable}.") from exc
+        if text:
+            if path.stat().st_mode & 0o077:  # readable by others: whoever reads it knows the secret
+                path.chmod(0o600)
+            return text
+        time.sleep(0.02)  # another process is writing it right now
+    raise KwsError(f"The {what} {path} is empty. Delete it (a new one is made), or set {variable}.")
+
+
+def _create_secret(path: Path, n_bytes: int) -> None:
+    """Write a new random secret to ``path`` with 0600 permissions, unless one appears meanwhile."""
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_hex(n_bytes) + "\n")
+        try:
+            os.link(temp, path)  # atomic, and never replaces a secret another process made first
+        except FileExistsError:
+            pass
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def pid_alive(pid: int | None) -> bool:

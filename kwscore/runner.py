@@ -53,7 +53,7 @@ from kwscore.augment import (
     load_noises,
     preset,
 )
-from kwscore.data.dataset import SAMPLE_RATE, SpeechCommands, check_layout
+from kwscore.data.dataset import SAMPLE_RATE, SpeechCommands, check_layout, from_pcm16, to_pcm16
 from kwscore.data.layout import dataset_folder, word_folders
 from kwscore.errors import KwsError
 from kwscore.evaluation import build_transform, evaluate, load_run_model, transform_config
@@ -65,6 +65,7 @@ from kwscore.training import (
     SCHEDULERS,
     configure_threads,
     load_checkpoint,
+    make_grad_scaler,
     make_optimizer,
     make_scheduler,
     pick_device,
@@ -186,6 +187,11 @@ class RunConfig:
         seed, threads (``None`` = one per core), max_minutes (stop training after this long, then
         test the best model; ``None`` = no limit).
         name, notes: the student's name for the run and notes on it (labels, the Runs table).
+        owner: who launched it: the student's name in a class (``""``: the operator, the command
+            line, the teacher without a name). Only the owner or the teacher may cancel or delete
+            it, and the class limits apply to it (:mod:`kwscore.classroom`).
+        experiment: the id of the experiment the run is part of (:mod:`kwscore.experiments`; ``""``:
+            none). A class's limit on queued runs counts a whole experiment once.
     """
 
     model: str = "m5"
@@ -214,6 +220,8 @@ class RunConfig:
     max_minutes: float | None = None
     name: str = ""
     notes: str = ""
+    owner: str = ""
+    experiment: str = ""
 
     # -- JSON -----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -325,6 +333,10 @@ def _number_problems(c: RunConfig) -> list[str]:
         out.append(f"init must be a run id or run folder (or empty), got {c.init!r}.")
     if isinstance(c.replay, bool) or not isinstance(c.replay, int) or c.replay < 0:
         out.append(f"replay must be a whole number of clips per word ≥ 0, got {c.replay!r}.")
+    if not isinstance(c.owner, str) or len(c.owner) > 1_000:
+        out.append(f"owner must be a name (a short text), got {c.owner!r}.")
+    if not isinstance(c.experiment, str) or len(c.experiment) > 200:
+        out.append(f"experiment must be an experiment id (a short text), got {c.experiment!r}.")
     return out
 
 
@@ -460,47 +472,78 @@ def select_replay(dataset: SpeechCommands, old_roots: Sequence[str], per_word: i
     return sorted(chosen)
 
 
-def decode_all(dataset: SpeechCommands, length: int, workers: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode every clip once into one tensor: ``(waveforms [N, 1, length], targets [N])``.
+def decode_all(
+    dataset: SpeechCommands,
+    length: int,
+    workers: int = 4,
+    to_rate: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    chunk: int = 128,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode every clip once into one int16 tensor: ``(samples [N, 1, time], targets [N])``.
 
-    Clips are cut or zero-padded to ``length`` samples; corrupt clips (``None``) are dropped.
-    Decoding runs in a few threads (libsndfile releases the GIL while it reads).
+    Clips are cut or zero-padded to ``length`` samples (16 kHz), ``to_rate`` (e.g. a Resample to
+    8 kHz) runs on each chunk of ``chunk`` clips, and the result is stored as 16-bit samples
+    (:func:`~kwscore.data.dataset.to_pcm16`; :func:`~kwscore.data.dataset.from_pcm16` gives floats
+    back): 2 bytes a sample, and only one chunk is ever held as float32, so the full Speech
+    Commands fits in about 3.4 GB. Corrupt clips (``None``) are dropped. Decoding runs in a few
+    threads (libsndfile releases the GIL while it reads); ``progress(done, total)`` after each chunk.
     """
+    n = len(dataset)
+    to_rate = to_rate or (lambda x: x)
+    with torch.no_grad():
+        shape = to_rate(torch.zeros(1, 1, length)).shape[1:]
+    samples = torch.zeros(n, *shape, dtype=torch.int16)
+    keep: list[int] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        clips = list(pool.map(dataset.waveform, range(len(dataset)), chunksize=64))
-    targets = dataset.targets()
-    keep = [i for i, clip in enumerate(clips) if clip is not None]
-    waveforms = torch.zeros(len(keep), 1, length)
-    for row, i in enumerate(keep):
-        waveforms[row] = audio.fix_length(clips[i], length)
-    return waveforms, targets[keep]
+        for start in range(0, n, chunk):
+            clips = pool.map(dataset.waveform, range(start, min(n, start + chunk)))
+            good = [(start + j, clip) for j, clip in enumerate(clips) if clip is not None]
+            if good:
+                with torch.no_grad():
+                    batch = to_rate(torch.stack([audio.fix_length(clip, length) for _, clip in good]))
+                samples[len(keep) : len(keep) + len(good)] = to_pcm16(batch)
+                keep += [i for i, _ in good]
+            if progress is not None:
+                progress(min(n, start + chunk), n)
+    return samples[: len(keep)], dataset.targets()[keep]
 
 
-def in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int = 512) -> torch.Tensor:
-    """``fn`` applied to ``x`` ``chunk`` rows at a time, without gradients (bounded memory)."""
+def in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int = 128) -> torch.Tensor:
+    """``fn`` applied to ``x`` ``chunk`` rows at a time, without gradients (bounded memory: the
+    result is filled in place, never concatenated; int16 samples become float32 a chunk at a time)."""
+    if not len(x):
+        return from_pcm16(x)
+    out = None
     with torch.inference_mode():
-        return torch.cat([fn(part) for part in x.split(chunk)]) if len(x) else x
+        for start in range(0, len(x), chunk):
+            part = fn(from_pcm16(x[start : start + chunk]))
+            if out is None:
+                out = torch.empty(len(x), *part.shape[1:], dtype=part.dtype)
+            out[start : start + len(part)] = part
+    return out
 
 
 @dataclass
 class Split:
     """One split in memory: the model-rate waveforms (or precomputed features) and targets."""
 
-    inputs: torch.Tensor  #: [N, 1, time] waveforms at the model's rate, or [N, 1, n_mels, frames]
+    inputs: torch.Tensor  #: [N, 1, time] int16 waveforms at the model's rate, or [N, 1, n_mels, frames]
     targets: torch.Tensor  #: [N] class indices
     dataset: SpeechCommands  #: where the clips came from (ids, speakers)
 
 
-def load_split(config: RunConfig, subset: str, indices_fn=None) -> Split:
-    """Decode ``subset`` at 16 kHz, keep the chosen clips, resample once to the model's rate."""
+def load_split(config: RunConfig, subset: str, indices_fn=None, progress=None) -> Split:
+    """Decode ``subset`` at 16 kHz, keep the chosen clips, resample once to the model's rate; the
+    waveforms are kept as 16-bit samples (``progress(done, total)`` while decoding)."""
     dataset = SpeechCommands(config.data_roots, subset=subset, commands=config.commands)
     if indices_fn is not None:
         dataset = dataset.select(indices_fn(dataset))
     if config.unknown:  # + _unknown_ and _silence_, when the commands are some of the dataset's words
         dataset = with_non_keywords(dataset, config.seed)
-    waveforms, targets = decode_all(dataset, round(CLIP_SECONDS * SAMPLE_RATE))
     to_rate = build_transform(transform_config(config.model_rate, None))  # Resample or identity
-    return Split(in_chunks(to_rate, waveforms), targets, dataset)
+    samples, targets = decode_all(dataset, round(CLIP_SECONDS * SAMPLE_RATE), to_rate=to_rate, progress=progress)
+    return Split(samples, targets, dataset)
 
 
 class Batches:
@@ -554,8 +597,9 @@ class Batches:
                 yield ahead.result()
 
     def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The clips at ``index``, augmented: ``(inputs [B, ...], targets [B])``."""
-        batch = self.inputs[index]
+        """The clips at ``index`` (float32; int16 samples are converted here), augmented:
+        ``(inputs [B, ...], targets [B])``."""
+        batch = from_pcm16(self.inputs[index])
         return (batch if self.augment is None else self.augment(batch)), self.targets[index]
 
 
@@ -765,11 +809,13 @@ class Callbacks:
     - ``on_iteration(record)``: after every step: ``step`` (1-based), ``epoch``, ``loss``, ``lr``,
       ``elapsed``.
     - ``on_epoch(record)``: after each validation: the epoch record written to metrics.jsonl.
+    - ``on_decode(subset, done, total)``: while the clips of a split are decoded (before training).
     """
 
     on_start: Callable[[dict], None] | None = None
     on_iteration: Callable[[dict], None] | None = None
     on_epoch: Callable[[dict], None] | None = None
+    on_decode: Callable[[str, int, int], None] | None = None
 
 
 @dataclass
@@ -870,11 +916,11 @@ def _run(config: RunConfig, files: RunFiles, callbacks: Callbacks, progress: dic
     started = time.monotonic()
     threads = configure_threads(config.threads or _env_threads())
     set_seed(config.seed)
-    device = pick_device()
+    device = pick_device()  # CUDA when present (KWS_DEVICE=cpu to keep off it), else the CPU
     files.log(f"run {files.run_id}: {config.model} on {' + '.join(config.data_roots)} ({device}, {threads} thread(s))")
 
     parent = parent_checkpoint(config.init, files.dir.parent) if config.init else None
-    data = prepare_data(config, files, parent)
+    data = prepare_data(config, files, parent, on_decode=callbacks.on_decode)
     model, optimizer, scheduler = _build(config, data, device, parent)
     info = _start_info(data, model, config, device, threads)
     files.update_status(total_steps=info["total_steps"], n_train=info["n_train"], training_started_at=now())
@@ -885,6 +931,7 @@ def _run(config: RunConfig, files: RunFiles, callbacks: Callbacks, progress: dic
         callbacks.on_start(info)
 
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    scaler = make_grad_scaler(device)  # float16 loss scaling on CUDA, one per run; a no-op on the CPU
     loop = _Loop(config, files, callbacks, progress, started, info["total_steps"])
     best = {"val_accuracy": -1.0, "epoch": 0}
     stopped = None
@@ -895,7 +942,7 @@ def _run(config: RunConfig, files: RunFiles, callbacks: Callbacks, progress: dic
             train_loss = train(
                 model, data["train"], data["train_transform"], criterion, optimizer, device,
                 on_iteration=loop.on_iteration, scheduler=scheduler,
-                first_step=(epoch - 1) * info["steps_per_epoch"],
+                first_step=(epoch - 1) * info["steps_per_epoch"], scaler=scaler,
             )  # fmt: skip
         except RunStopped as stop:
             if stop.reason != "time budget":
@@ -1042,7 +1089,8 @@ class _Loop:
         }  # fmt: skip
 
 
-def prepare_data(config: RunConfig, files: RunFiles | None = None, parent: dict | None = None) -> dict:
+def prepare_data(config: RunConfig, files: RunFiles | None = None, parent: dict | None = None,
+                 on_decode: Callable[[str, int, int], None] | None = None) -> dict:
     """Load the splits into memory and build the training batches and transforms (when
     fine-tuning, the training split is the new data plus a replay sample of the ``parent``'s).
 
@@ -1060,17 +1108,33 @@ def prepare_data(config: RunConfig, files: RunFiles | None = None, parent: dict 
             return select_replay(dataset, [old.get("data", ""), *old.get("mix", [])], config.replay, config.seed)
         return select_fraction(dataset, config.fraction, config.fraction_by, config.seed)
 
-    train_split, val_split = load_split(config, "training", pick), load_split(config, "validation")
+    def progress(subset: str) -> Callable[[int, int], None]:
+        logged = [0.0]
+
+        def report(done: int, total: int) -> None:
+            if on_decode is not None:
+                on_decode(subset, done, total)
+            if done == total or done / total >= logged[0] + 0.25:  # run.log: every quarter
+                logged[0] = done / total
+                say(f"decoding {subset}: {done}/{total} clips")
+
+        return report
+
+    fc = config.feature_config
+    front_end = MelFrontEnd(fc).eval() if fc is not None else None
+    # Validation first: the CNN's validation spectrograms replace their clips before the training
+    # clips are decoded, so the two never sit in memory together (full Speech Commands: < 4 GB).
+    val_split = load_split(config, "validation", progress=progress("validation"))
+    val_inputs = val_split.inputs if front_end is None else in_chunks(front_end, val_split.inputs)
+    val_split.inputs = val_inputs
+    train_split = load_split(config, "training", pick, progress("training"))
     say(
         f"decoded {len(train_split.targets) + len(val_split.targets)} clips in {time.monotonic() - tic:.1f} s"
     )
     waveform_aug, spec_aug = make_augmenters(config, say)
 
-    train_inputs, val_inputs, train_transform = train_split.inputs, val_split.inputs, spec_aug
-    fc = config.feature_config
-    if fc is not None:  # the CNN: spectrograms
-        front_end = MelFrontEnd(fc).eval()
-        val_inputs = in_chunks(front_end, val_inputs)
+    train_inputs, train_transform = train_split.inputs, spec_aug
+    if front_end is not None:  # the CNN: spectrograms
         if waveform_aug is None:  # nothing changes the waveforms: compute the spectrograms once
             train_inputs = in_chunks(front_end, train_inputs)
         else:  # augmented waveforms -> spectrograms, batch by batch
@@ -1160,6 +1224,24 @@ def _on_sigterm(signum, frame) -> None:
     _signal_stop.set()
 
 
+#: A background run is this much nicer (lower CPU priority) than the worker and web server that
+#: started it, so pages stay responsive while it trains (``KWS_RUN_NICE`` overrides; 0 = same).
+RUN_NICE = 10
+
+
+def _lower_priority() -> None:
+    """Lower this process's CPU priority by ``KWS_RUN_NICE`` (default :data:`RUN_NICE`)."""
+    try:
+        increment = int(os.environ.get("KWS_RUN_NICE", RUN_NICE))
+    except ValueError:
+        increment = RUN_NICE
+    if increment > 0 and hasattr(os, "nice"):
+        try:
+            os.nice(min(increment, 39))
+        except OSError:  # not allowed here: train at the same priority
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the config stored in RUN_DIR/config.json. Exit 0 succeeded/cancelled, 1 failed, 2 usage."""
     argv = sys.argv[1:] if argv is None else argv
@@ -1167,6 +1249,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m kwscore.runner RUN_DIR", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _lower_priority()
     files = RunFiles(argv[0])
     try:
         config = RunConfig.from_dict(files.read_config())

@@ -17,9 +17,12 @@ from kwscore.features import FeatureConfig, preset_name
 _LOAD = '''import soundfile as sf
 import torch
 import torchaudio
-
-samples, sample_rate = sf.read({path!r}, dtype="float32")  # 16-bit WAV -> floats in [-1, 1]
-waveform = torch.from_numpy(samples).reshape(1, -1) if samples.ndim == 1 else torch.from_numpy(samples.mean(axis=1)).reshape(1, -1)
+{extra}
+CLIP = {path!r}
+samples, sample_rate = sf.read(CLIP, dtype="float32")  # 16-bit WAV -> floats in [-1, 1]
+if samples.ndim == 2:  # stereo -> mono
+    samples = samples.mean(axis=1)
+waveform = torch.from_numpy(samples).reshape(1, -1)  # [1, time]
 if sample_rate != 16000:  # the dashboard works at 16 kHz
     waveform = torchaudio.functional.resample(waveform, sample_rate, 16000)
 '''
@@ -54,8 +57,8 @@ def mel_transform_code(c: FeatureConfig, indent: str = "") -> str:
 def spectrogram_code(c: FeatureConfig, clip_path: str | os.PathLike, n_samples: int | None = None) -> str:
     """The Spectrogram lab: the clip -> the dB Mel spectrogram on screen (before normalisation)."""
     return (
-        _LOAD.format(path=str(clip_path))
-        + "import torchaudio.transforms as T\n\n"
+        _LOAD.format(path=str(clip_path), extra="import torchaudio.transforms as T\n")
+        + "\n"
         + mel_transform_code(c)
         + '''
 with torch.inference_mode():
@@ -94,7 +97,7 @@ def augmentation_code(recipe: dict, clip_path: str | os.PathLike, root: str | os
     effect order, which numbers each effect's seed)."""
     order = list(order)
     return (
-        _LOAD.format(path=str(clip_path))
+        _LOAD.format(path=str(clip_path), extra="")
         + f'''from dataclasses import replace
 
 from kwscore.audio import fix_length
@@ -136,6 +139,9 @@ def train_code(config: dict, n_classes: int, input_shape: list[int]) -> str:
     from kwscore.runner import RunConfig
 
     rc = RunConfig.from_dict(config)
+    settings = rc.to_dict()
+    if rc.representation == "mel":  # the front end's rate is the one that counts (sample_rate: waveform models)
+        settings.pop("sample_rate", None)
     kwargs = dict(rc.model_kwargs)
     if rc.representation == "waveform":
         kwargs.setdefault("sample_rate", rc.model_rate)
@@ -153,7 +159,7 @@ import torchaudio
 from kwscore.models import build_model, count_parameters
 from kwscore.runner import RunConfig, run_training
 
-config = RunConfig.from_dict({_config_literal(rc.to_dict())})
+config = RunConfig.from_dict({_config_literal(settings)})
 
 # The model with these settings ({n_classes} words)
 model = build_model({rc.model!r}, {n_classes}, **{_literal(kwargs)})
@@ -218,3 +224,141 @@ print("window / hop =", n.win_hop_ratio, "; frames per 1-s clip:", n.frames_per_
 print("FFT bins:", n.n_freq_bins, "; Mel bands:", n.input_shape[0], "; empty bands:", n.empty_mel_bands)
 '''
 
+
+
+def _stream_config_code(cfg: dict) -> str:
+    """``StreamConfig(...)`` with the page's detector settings (seconds, probabilities, dB)."""
+    keys = ("hop", "smooth", "threshold", "refractory", "gate_db")
+    return "cfg = StreamConfig(" + ", ".join(f"{k}={float(cfg[k])!r}" for k in keys) + ")"
+
+
+def try_it_code(run_dir: str | os.PathLike, audio_name: str, kind: str, threshold: float,
+                stream: dict | None = None, long: bool = False) -> str:  # fmt: skip
+    """Try it: load the run's model and classify the recording on screen (``kind="clip"``: one word,
+    its loudest second) or scan it with the streaming detector (``kind="stream"``, ``stream``: the
+    :class:`~kwscore.streaming.StreamConfig` as a dict; ``long``: read block by block, as the page does
+    over a minute)."""
+    load = f'''model = Predictor.from_run({str(run_dir)!r})  # best.pt with its labels and its front end
+AUDIO = {audio_name!r}  # the recording on screen: the file you uploaded, or the download above
+'''
+    decode = "sound = read_audio(Path(AUDIO).read_bytes(), AUDIO)  # decode, check -> mono 16 kHz [1, time]\n"
+    if kind == "clip":
+        return (
+            "from pathlib import Path\n\nimport torch\n\nfrom kwscore.inference import Predictor, loudest_second, read_audio\n\n"
+            + load
+            + decode
+            + f'''clip, start = loudest_second(sound.waveform)  # the second the model hears (zero-padded if shorter)
+prediction = model.predict(clip, threshold={float(threshold)!r})
+
+# What predict() does, in plain PyTorch: the front end, the network, a softmax.
+with torch.inference_mode():
+    probs = torch.softmax(model.model(model.transform(clip.unsqueeze(0))), dim=1)[0]  # [1, 1, 16000] in
+assert torch.allclose(probs, prediction.probs, atol=1e-5)
+
+for label, p in prediction.top:
+    print(f"{{label:>12}} {{100 * p:5.1f}} %")
+print(f"heard {{prediction.word}} ({{100 * prediction.probability:.0f}} %), "
+      f"{{'confident' if prediction.confident else 'not confident'}} at {{100 * prediction.threshold:.0f}} %")
+'''
+        )
+    if long:
+        imports = ("from kwscore.inference import Predictor\nfrom kwscore.longaudio import detect_recording, open_recording\n"
+                   "from kwscore.streaming import StreamConfig\n\n")  # fmt: skip
+        scan = """rec = open_recording(AUDIO)  # any length: read 10 s at a time, never all in memory
+result = detect_recording(rec, model, cfg)
+duration = rec.duration
+"""
+    else:
+        imports = ("from pathlib import Path\n\nfrom kwscore.inference import Predictor, read_audio\n"
+                   "from kwscore.streaming import StreamConfig\n\n")  # fmt: skip
+        scan = decode + """result = model.detect(sound.waveform, cfg)  # 1-s windows every hop, classified; smoothed, gated, picked
+duration = sound.duration
+"""
+    return (
+        imports
+        + load
+        + _stream_config_code(stream or {})
+        + "\n"
+        + scan
+        + '''print(f"{len(result.detections)} words detected in {duration:.1f} s ({len(result.times)} windows)")
+for d in result.detections:
+    print(f"{d.word:>8} {d.start:6.2f}-{d.end:.2f} s  score {d.score:.3f}")
+# result.smoothed [windows, classes]: the timeline's curves; result.active: the windows the gate let through.
+'''
+    )
+
+
+def live_code(run_dir: str | os.PathLike, stream: dict, data_root: str | os.PathLike | None) -> str:
+    """Live: the streaming detector's live loop with the page's settings. A test recording of the
+    run's held-out clips stands in for the microphone (fed 20 ms at a time, as the browser sends it)."""
+    return f'''from kwscore.inference import Predictor
+from kwscore.streaming import LiveDetector, StreamConfig, compose_from_dataset
+
+model = Predictor.from_run({str(run_dir)!r})
+{_stream_config_code(stream)}
+detector = LiveDetector(model.probabilities, model.labels, cfg)  # a 1-s window every {1000 * float(stream["hop"]):.0f} ms
+
+# The page feeds it the browser's microphone (WebRTC, resampled to 16 kHz). Here 20 s of the test
+# split's words in noise stand in for the microphone, fed the same way, 20 ms at a time:
+DATA = {str(data_root) if data_root else None!r}  # the run's dataset
+microphone = compose_from_dataset(DATA, model.labels, 20.0, seed=0).waveform[0]
+for i in range(0, len(microphone), 320):
+    for d in detector.feed(microphone[i : i + 320]):
+        print(f"at {{detector.now:5.2f}} s heard {{d.word}} ({{d.start:.2f}}-{{d.end:.2f}} s, {{d.score:.2f}})")
+print(f"{{len(detector.detections)}} words detected in {{detector.now:.1f}} s")
+# With a real microphone (pip install sounddevice):
+#   import sounddevice
+#   with sounddevice.InputStream(samplerate=16000, channels=1, blocksize=320) as mic:
+#       while True:
+#           block, _ = mic.read(320)
+#           for d in detector.feed(block[:, 0]):
+#               print("heard", d.word)
+'''
+
+
+def record_code(root: str | os.PathLike, take_path: str | os.PathLike | None, word: str, user_name: str,
+                parent_run: str | os.PathLike | None, runs_root: str | os.PathLike) -> str:  # fmt: skip
+    """Your own words: a take trimmed and centred in one second (as saved), the takes as a Speech
+    Commands dataset, and the fine-tuning run made from them."""
+    take = (
+        f'''# One take: trimmed of its silence and centred in one second, as "Keep this take" saves it.
+sound = read_audio(Path({str(take_path)!r}).read_bytes(), "the recording", max_seconds=10.0)  # -> mono 16 kHz
+clip = prepare_take(sound.waveform, 16000)  # [1, 16000]
+print(f"take {{sound.duration:.2f}} s -> {{clip.shape[-1] / 16000:g}} s")
+KEEP = False  # True saves it as the next take of {word!r} (never overwrites one)
+if KEEP:
+    print(save_take(ROOT, {word!r}, {user_name!r}, sound.waveform, 16000).path)
+
+'''
+        if take_path
+        else ""
+    )
+    tune = (
+        f'''
+# Fine-tuning: the parent's model, words and recipe, its best weights to start from, your takes mixed in.
+config = finetune_config({str(parent_run)!r}, ROOT, {str(runs_root)!r})
+print("fine-tune:", config.epochs, "epochs at lr", config.lr, "from", config.init, "mixing in", config.mix)
+TRAIN = False  # True trains here (the page's button queues exactly this run)
+if TRAIN:
+    print(run_training(config, "runs/my-finetune").state)
+'''
+        if parent_run
+        else ""
+    )
+    return f'''from collections import Counter
+from pathlib import Path
+
+from kwscore.data.dataset import SpeechCommands
+from kwscore.inference import read_audio
+from kwscore.runner import finetune_config, run_training
+from kwscore.userdata import list_takes, prepare_take, save_take, split_of
+
+ROOT = {str(root)!r}  # My recordings: ROOT/<word>/<speaker>_nohash_<n>.wav + validation/testing lists
+
+{take}# The takes are a dataset in the Speech Commands layout: takes 3, 8, 13… of a word validation, 4, 9, 14… testing.
+takes = list_takes(ROOT)
+print(len(takes), "takes:", dict(sorted(Counter((t.word, split_of(t.number)) for t in takes).items())))
+for subset in ("training", "validation", "testing") if takes else ():
+    clips = SpeechCommands(ROOT, subset=subset, commands="all")  # what Train reads
+    print(subset, len(clips), "clips")
+{tune}'''

@@ -33,6 +33,10 @@ Conventions used everywhere here:
   with random parts must not be passed to :func:`test`.
 - Every scheduler made by :func:`make_scheduler` is stepped **once per batch** (inside
   :func:`train`), so epoch-based and batch-based schedules are driven the same way.
+- Where a run trains is chosen in one place, :func:`pick_device` (CUDA when a GPU is present,
+  else the CPU; ``KWS_DEVICE=cpu`` keeps a run off the GPU). On CUDA the model computes in mixed
+  precision (:func:`autocast`: float16 with float32 weights, a :func:`make_grad_scaler` against
+  underflow); on the CPU everything stays float32, exactly as before.
 """
 
 from __future__ import annotations
@@ -67,9 +71,47 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def pick_device() -> torch.device:
-    """CUDA when a GPU is present, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def pick_device(choice: str | None = None) -> torch.device:
+    """Where a run trains: the one place the device is chosen.
+
+    ``choice`` (default: the ``KWS_DEVICE`` environment variable, else ``"auto"``): ``"auto"`` is
+    CUDA when a GPU is present, else the CPU; ``"cpu"`` always the CPU; ``"cuda"`` the GPU, or a
+    :class:`KwsError` when there is none.
+    """
+    choice = (choice or os.environ.get("KWS_DEVICE") or "auto").strip().lower()
+    if choice not in DEVICES:
+        raise KwsError(f"Unknown device {choice!r} (KWS_DEVICE): use one of {', '.join(DEVICES)}.")
+    if choice == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if choice == "cuda":
+        raise KwsError("KWS_DEVICE=cuda but PyTorch finds no CUDA GPU here: unset it to train on the CPU.")
+    return torch.device("cpu")
+
+
+def amp_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The mixed-precision type the model computes in on ``device``: float16 on CUDA (tensor cores),
+    ``None`` (plain float32) on the CPU, where it would only be slower."""
+    return torch.float16 if torch.device(device).type == "cuda" else None
+
+
+def autocast(device: torch.device | str) -> torch.autocast:
+    """``with autocast(device): logits = model(inputs)``: mixed precision on CUDA, a no-op on the CPU.
+    Front ends (STFT, Mel) stay outside it: a power spectrum overflows float16."""
+    device = torch.device(device)
+    dtype = amp_dtype(device)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def make_grad_scaler(device: torch.device | str) -> torch.amp.GradScaler:
+    """A loss scaler for float16 training on CUDA (keep one per run: it learns its scale); disabled
+    (a no-op) elsewhere."""
+    device = torch.device(device)
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
 
 
 def configure_threads(n_threads: int | None = None) -> int:
@@ -161,6 +203,7 @@ def train(
     augment: Transform | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     first_step: int = 0,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
     """Train ``model`` for one epoch over ``loader``. Returns the mean training loss.
 
@@ -173,8 +216,12 @@ def train(
     5. call ``on_iteration(step, loss, lr)`` with the global step ``first_step + batch index``.
        To stop training early, raise an exception from it.
 
-    Augment and transform run without gradients: they are data preparation, not model.
+    Augment and transform run without gradients: they are data preparation, not model. On CUDA
+    the forward pass runs in mixed precision (:func:`autocast`) and ``scaler`` (default: a new
+    :func:`make_grad_scaler`; pass one to keep its scale across epochs) scales the loss.
     """
+    if scaler is None:
+        scaler = make_grad_scaler(device)
     transform = _prepare_transform(transform, device, training=True)
     model.train()
     total_loss, n_seen = 0.0, 0
@@ -185,8 +232,9 @@ def train(
                 waveforms = augment(waveforms)
             inputs = transform(waveforms)
 
-        logits = model(inputs)  # [B, n_classes]
-        loss = criterion(logits, targets)
+        with autocast(device):
+            logits = model(inputs)  # [B, n_classes]
+            loss = criterion(logits, targets)
         loss_value = loss.item()
         if not np.isfinite(loss_value):  # checked before the step, so the weights stay usable
             raise KwsError(
@@ -194,8 +242,13 @@ def train(
                 "Lower the learning rate (e.g. divide it by 10) and train again."
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)  # skipped when float16 gradients overflowed; the scale then shrinks
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         lr = optimizer.param_groups[0]["lr"]  # the rate this step used
         if scheduler is not None:
             scheduler.step()
@@ -235,7 +288,9 @@ def test(
     with torch.no_grad():
         for waveforms, targets in loader:
             waveforms, targets = waveforms.to(device), targets.to(device)
-            logits = model(transform(waveforms))  # [B, n_classes]
+            inputs = transform(waveforms)
+            with autocast(device):
+                logits = model(inputs).float()  # [B, n_classes]
             n = logits.shape[1]
             if confusion is None:
                 confusion = torch.zeros(n, n, dtype=torch.long, device=device)

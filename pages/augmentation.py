@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import code_view, plots, ui
+from dashboard import clips, code_view, datasets, feature_editor, plots, ui
 from kwscore import snippets
 from kwscore.audio import fix_length
 from kwscore.augment import (
@@ -176,18 +176,18 @@ st.caption(
     "below. Switch effects on, press **Draw again**, and listen."
 )
 
-clip = ui.clip_picker("aug")
-loaded = ui.load_clip(clip) if clip else None
+clip = clips.picker("aug")
+loaded = clips.load(clip) if clip else None
 if loaded is None:
     st.stop()
 waveform, _ = loaded
 padded = waveform.shape[-1] < 16000
 if padded:  # as in a training batch: short clips are zero-padded to one second
     waveform = fix_length(waveform, 16000)
-root = ui.current_dataset()
-noises, noise_names = ui.background_noises(root)
-features = replace(ui.feature_config(), normalize=False)
-frames = ui.teaching(features).frames_per_clip
+root = datasets.current()
+noises, noise_names = clips.background_noises(root)
+features = replace(feature_editor.feature_config(), normalize=False)
+frames = feature_editor.teaching(features).frames_per_clip
 
 # The carried recipe changed elsewhere (or this is the first visit): refill the widgets from it.
 carried = ui.augment_config()
@@ -369,7 +369,7 @@ with views_box:
     a, b = st.columns(2, gap="medium")
     with a:
         st.markdown(f"**Original** · “{clip.word}”, speaker {clip.speaker}" + (" (zero-padded to 1 s)" if padded else ""))
-        ui.play(waveform)
+        clips.play(waveform)
         st.plotly_chart(plots.waveform(waveform, 16000, title="Waveform", y_range=peak), key="aug_wave_o")
         st.plotly_chart(
             plots.mel_spectrogram(spec_o, features, title=f"dB Mel spectrogram ({features.n_mels} × {spec_o.shape[-1]})",
@@ -378,7 +378,7 @@ with views_box:
         )  # fmt: skip
     with b:
         st.markdown(f"**Augmented** · recipe *{recipe.name}*, draw #{seed}")
-        ui.play(augmented)
+        clips.play(augmented)
         st.plotly_chart(
             plots.waveform(augmented, 16000, title="Waveform", color=plots.AUGMENTED_COLOR, y_range=peak),
             key="aug_wave_a",

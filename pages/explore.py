@@ -5,7 +5,7 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from dashboard import code_view, plots, ui
+from dashboard import clips, code_view, datasets, plots
 from kwscore import snippets
 from kwscore.data.info import SPLITS
 
@@ -15,20 +15,20 @@ st.caption(
     "a word and a speaker, listen, and look at the numbers a model will actually receive."
 )
 
-root = ui.current_dataset()
-info = ui.load_info(root)
+root = datasets.current()
+info = datasets.load_info(root)
 if info is None:
     st.stop()
 st.markdown(f"**{info.name}** — {info.total():,} clips of {len(info.words)} words · `{info.root}`")
 
-clip = ui.clip_picker("explore", random_label="Random sample")
-loaded = ui.load_clip(clip) if clip else None
+clip = clips.picker("explore", random_label="Random sample")
+loaded = clips.load(clip) if clip else None
 if loaded is None:
     st.stop()
 waveform, file_sr = loaded
 sr = 16000
 n = waveform.shape[-1]
-index = ui.clip_index(root)
+index = clips.index(root)
 
 
 def pick_row(key: str, clip_ids: list[str]) -> None:
@@ -37,7 +37,7 @@ def pick_row(key: str, clip_ids: list[str]) -> None:
     if rows:
         picked = index.clip(clip_ids[rows[0]])
         if picked:
-            ui.set_current_clip(picked)
+            clips.set_current(picked)
 
 
 left, right = st.columns([2.2, 1], gap="medium")
@@ -51,7 +51,7 @@ with left:
         ),
         key="explore_waveform",
     )
-    ui.play(waveform, sr)
+    clips.play(waveform, sr)
     peak = float(waveform.abs().max())
     rms = float(waveform.pow(2).mean().sqrt())
     m = st.columns(3)

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import code_view, plots, ui
+from dashboard import code_view, datasets, feature_editor, plots, ui
 from kwscore import paths, snippets
 from kwscore.data.info import SPLITS
 
@@ -35,8 +35,8 @@ if available:
             st.caption(text)
 
 st.subheader("Dataset in use")
-root = ui.current_dataset()
-info = ui.load_info(root)
+root = datasets.current()
+info = datasets.load_info(root)
 if info is not None:
     st.markdown(f"**{info.name}** — `{info.root}`")
     c1, c2, c3, c4 = st.columns(4)
@@ -71,4 +71,4 @@ with st.expander("Where KWS Studio keeps things"):
     )
 
 if info is not None:
-    code_view.show(snippets.pipeline_code(info.root, ui.feature_config()), key="home_code")
+    code_view.show(snippets.pipeline_code(info.root, feature_editor.feature_config()), key="home_code")

@@ -13,7 +13,8 @@ import time
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import live_view, ui_try
+from dashboard import code_view, live_view, ui_try
+from kwscore import snippets
 from kwscore.streaming import StreamConfig
 
 ss = st.session_state
@@ -64,6 +65,7 @@ with right:
     st.markdown("**Heard so far** (newest first)")
     list_slot = st.empty()
 state_slot = st.empty()  # "press Start" or "listening": one slot, so no stale message stays while listening
+code_view.show(snippets.live_code(info.path, cfg.to_dict(), (info.config or {}).get("data")), key="live_code")
 
 key = (run_id, cfg)
 session = ss.get("live_session")

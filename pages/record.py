@@ -7,13 +7,14 @@ and the Train page can use it. Saving never overwrites a take; deleting moves it
 (:func:`kwscore.runner.finetune_config`): your voice in about a minute.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, ui
-from kwscore import jobs, paths
+from dashboard import clips, code_view, identity, plots, run_views, ui
+from kwscore import jobs, paths, snippets
 from kwscore.data.dataset import SAMPLE_RATE
 from kwscore.data.layout import word_folders
 from kwscore.data.words import ALL_WORDS
@@ -61,7 +62,8 @@ def keep(root) -> None:
 
 def start_finetune(parent, root) -> None:
     try:
-        ss[FINETUNED] = jobs.launch(finetune_config(parent.path, root, ui.runs_root()))
+        config = replace(finetune_config(parent.path, root, run_views.runs_root()), owner=identity.owner())
+        ss[FINETUNED] = jobs.launch(config, teacher=identity.is_teacher())
     except KwsError as exc:
         ss[MESSAGE] = ("error", str(exc))
 
@@ -90,6 +92,8 @@ root = paths.user_root()
 
 left, right = st.columns([1, 1.3], gap="large")
 with left:
+    if "rec_name" not in ss and identity.name():  # the name given in the sidebar: the takes are yours
+        ss["rec_name"] = identity.name()
     name = st.text_input("Your name", key="rec_name", placeholder="e.g. Ada",
                          help="Keeps your takes together as one speaker. Only an 8-digit hash of it is stored.")  # fmt: skip
     if name.strip():
@@ -133,13 +137,25 @@ with right:
                 st.plotly_chart(
                     plots.waveform(clip, SAMPLE_RATE, title=f"Trimmed and centred: {sound.duration:.2f} s → 1 s",
                                    height=180), key="rec_preview")  # fmt: skip
-                ui.play(clip, SAMPLE_RATE)
+                clips.play(clip, SAMPLE_RATE)
                 b1, b2 = st.columns(2)
                 b1.button("Keep this take", type="primary", icon=":material/check:", on_click=keep, args=(root,),
                           width="stretch", key="rec_keep")  # fmt: skip
                 b2.button("Discard", icon=":material/delete:", on_click=discard, width="stretch", key="rec_discard")
         st.caption("Browsers allow the microphone only on localhost or HTTPS. Leave a little silence before and "
                    "after the word; it is trimmed away.")  # fmt: skip
+
+
+def show_code(parent=None) -> None:
+    """The "PyTorch code" expander: the take on screen (or the word's newest one) trimmed and centred,
+    the takes as a dataset, and the fine-tuning run of ``parent``."""
+    pending = ss.get(PENDING)
+    newest = list_takes(root, word) if word and word in word_folders(root) else []
+    take = "recording.wav" if pending else (newest[-1].path if newest else None)
+    code_view.show(snippets.record_code(root, take, word or "yes", name.strip() or "Ada", parent.path if parent else None,
+                                        run_views.runs_root()),
+                   key="rec_code", download=(pending["bytes"], "recording.wav") if pending else None)  # fmt: skip
+
 
 # -- the takes -----------------------------------------------------------------------------------------
 st.subheader("Takes saved")
@@ -150,6 +166,7 @@ except OSError as exc:
     everything = []
 if not everything:
     st.caption(f"None yet. They will be saved under `{root}`.")
+    show_code()
     st.stop()
 
 mine = [t for t in everything if word and t.word == word]
@@ -187,17 +204,17 @@ with c2:
 # -- your voice in a minute ------------------------------------------------------------------------
 def finetune_status(run_id: str) -> None:
     """The fine-tuning run's progress, redrawn every second while it trains."""
-    path = ui.runs_root() / run_id
+    path = run_views.runs_root() / run_id
     if not path.is_dir():
         st.warning(f"Run {run_id} was deleted.")
         return
-    info = ui.run_info_safe(path)
-    if info.state in ui.ACTIVE_STATES:
+    info = run_views.run_info_safe(path)
+    if info.state in run_views.ACTIVE_STATES:
         fraction, eta = jobs.progress(path)
-        st.progress(min(max(fraction, 0.0), 1.0), text=f"Fine-tuning: {ui.state_text(info, ui.all_runs())} · "
-                    f"{100 * fraction:.0f} %" + (f" · ETA {ui.fmt_duration(eta)}" if eta is not None else ""))  # fmt: skip
+        st.progress(min(max(fraction, 0.0), 1.0), text=f"Fine-tuning: {run_views.state_text(info, run_views.queue_positions())} · "
+                    f"{100 * fraction:.0f} %" + (f" · ETA {run_views.fmt_duration(eta)}" if eta is not None else ""))  # fmt: skip
     elif info.state == "succeeded":
-        st.success(f"Fine-tuned in {ui.fmt_duration(info.duration_s)}: `{run_id}`, test accuracy "
+        st.success(f"Fine-tuned in {run_views.fmt_duration(info.duration_s)}: `{run_id}`, test accuracy "
                    f"{100 * (info.test_accuracy or 0):.1f} %. Say a word to it on **Try it**.",
                    icon=":material/record_voice_over:")  # fmt: skip
         ui.page_link("try_it.py", "Go to Try it", ":material/hearing:")
@@ -210,10 +227,10 @@ st.subheader("Your voice in a minute")
 
 def run_words(info) -> list[str]:
     """The keywords a finished run knows (from its report)."""
-    return keywords_of((ui.run_report(info) or {}).get("labels") or [])
+    return keywords_of((run_views.run_report(info) or {}).get("labels") or [])
 
 
-parents = [r for r in ui.all_runs() if r.state == "succeeded" and (Path(r.path) / "best.pt").is_file()
+parents = [r for r in run_views.all_runs() if r.state == "succeeded" and (Path(r.path) / "best.pt").is_file()
            and set(run_words(r)) & set(counts.index)]  # fmt: skip
 if not parents:
     st.caption("Train a model on words you recorded (on **Train**); then fine-tune it here on your takes so that it "
@@ -221,7 +238,7 @@ if not parents:
 else:
     f1, f2 = st.columns([2.2, 1], vertical_alignment="bottom")
     parent_id = f1.selectbox("Model to fine-tune (a finished run)", [r.run_id for r in parents], key="rec_ft_run",
-                             format_func=lambda r: ui.run_label(next(p for p in parents if p.run_id == r)))  # fmt: skip
+                             format_func=lambda r: run_views.run_label(next(p for p in parents if p.run_id == r)))  # fmt: skip
     parent = next(p for p in parents if p.run_id == parent_id)
     f2.button("Fine-tune on my recordings", type="primary", icon=":material/tune:", width="stretch",
               key="rec_finetune", on_click=start_finetune, args=(parent, root))  # fmt: skip
@@ -234,3 +251,4 @@ else:
     launched = ss.get(FINETUNED)
     if launched:
         st.fragment(finetune_status, run_every="1s")(launched)
+show_code(parent if parents else None)

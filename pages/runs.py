@@ -8,12 +8,23 @@ tables and curves refresh every two seconds while a run is queued or training.
 import hashlib
 import math
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import code_view, plots, streaming_view, ui
-from kwscore import choices, jobs, runlabels, snippets
+from dashboard import (
+    clips,
+    code_view,
+    datasets,
+    feature_editor,
+    identity,
+    plots,
+    run_views,
+    streaming_view,
+    ui,
+)
+from kwscore import choices, experiments, jobs, runlabels, snippets
 from kwscore.errors import KwsError
 from kwscore.evaluation import no_keyword_text
 from kwscore.labels import cut_at_level, display_label
@@ -35,28 +46,29 @@ def percent(x) -> float | None:
     return None if x is None or x < 0 else 100 * float(x)
 
 
-def table_rows(infos: list) -> pd.DataFrame:
+def table_rows(infos: list, queue: dict) -> pd.DataFrame:
     rows = []
     for info in infos:
         config = info.config or {}
         words = runlabels.settings(config) if config else {}
         rows.append({
             "name": str(config.get("name") or ""),
-            "status": ui.state_text(info, infos),
+            "owner": run_views.owner_text(info) + (" (you)" if identity.name() and info.owner == identity.name() else ""),
+            "status": run_views.state_text(info, queue),
             "started": datetime.fromtimestamp(info.started_at or info.created) if (info.started_at or info.created)
             else None,
             "model": info.model or "?",
-            "parameters": ui.run_n_params(info),
-            "data": f"{ui.data_text(info.config)} · {ui.commands_text(info.commands)}" if info.data else "?",
+            "parameters": run_views.run_n_params(info),
+            "data": f"{run_views.data_text(info.config)} · {run_views.commands_text(info.commands)}" if info.data else "?",
             "rate": words.get("rate", "?"),
             "front end": words.get("front end", "?"),
             "lr": config.get("lr") if config else None,
-            "augmentation": ui.augment_name(config.get("augment", "none")) if config else "?",
-            "fraction": ui.fraction_text(config) if config else "?",
+            "augmentation": run_views.augment_name(config.get("augment", "none")) if config else "?",
+            "fraction": run_views.fraction_text(config) if config else "?",
             "epochs": f"{info.epoch or 0}/{info.epochs or '?'}",
             "best val. acc.": percent(info.best_val_accuracy),
             "test acc.": percent(info.test_accuracy),
-            "duration": ui.fmt_duration(info.duration_s),
+            "duration": run_views.fmt_duration(info.duration_s),
             "run id": info.run_id,
             "notes": str(config.get("notes") or ""),
             "problem": info.error or "",
@@ -66,7 +78,9 @@ def table_rows(infos: list) -> pd.DataFrame:
 
 COLUMNS = {  # in the order shown
     "name": st.column_config.TextColumn("Name", help="Give a run a name on the Train page, or below"),
-    "status": st.column_config.TextColumn("Status"),
+    "owner": st.column_config.TextColumn("Owner", help="Who launched it (the name given in the sidebar)", width="small"),
+    "status": st.column_config.TextColumn("Status", help="A waiting run: its place in the queue (fair: one run of "
+                                          "each student in turn) and when it should start"),
     "model": st.column_config.TextColumn("Model", width="small"),
     "rate": st.column_config.TextColumn("Rate", help="Sample rate the model listens at", width="small"),
     "front end": st.column_config.TextColumn("Front end", help="Mel bands · n_fft/window/hop, or raw waveform"),
@@ -91,7 +105,8 @@ COLUMNS = {  # in the order shown
 def runs_table(polling: bool) -> None:
     """The table of every run (tick rows to compare them) and the overlaid curves of the ticked ones."""
     alone = ui.fragment_rerun("runs", "table")
-    infos = ui.all_runs()
+    infos = run_views.mine_first(run_views.all_runs(), identity.name())
+    queue = run_views.queue_positions(infos)
     if not infos:
         st.info("No runs yet. Launch one on the Train page, or queue an experiment below.")
         ui.page_link("train.py", "Go to the Train page", ":material/model_training:")
@@ -106,7 +121,7 @@ def runs_table(polling: bool) -> None:
     remembered = [r for r in ss[SELECTED] if r in ids]
     key = "runs_table_" + hashlib.sha1("|".join(ids).encode()).hexdigest()[:10]  # new runs: a new table
     event = st.dataframe(
-        table_rows(infos), key=key, on_select="rerun", selection_mode="multi-row", hide_index=True,
+        table_rows(infos, queue), key=key, on_select="rerun", selection_mode="multi-row", hide_index=True,
         column_config=COLUMNS, column_order=list(COLUMNS), selection_default={"selection": {"rows": [ids.index(r) for r in remembered]}},
         height=min(38 + 35 * len(infos), 400), placeholder="–",
     )  # fmt: skip
@@ -127,8 +142,8 @@ def runs_table(polling: bool) -> None:
                    "e.g. the CNN on Mel spectrograms against M5 on raw waveforms.")  # fmt: skip
     else:
         curves = []
-        for n, (info, label) in enumerate(zip(chosen, ui.compare_labels(chosen), strict=True)):
-            iterations, epochs = ui.run_metrics(info)
+        for n, (info, label) in enumerate(zip(chosen, run_views.compare_labels(chosen), strict=True)):
+            iterations, epochs = run_views.run_metrics(info)
             curves.append({"label": label, "color": plots.run_color(n), "iterations": iterations,
                            "epochs": epochs})  # fmt: skip
         a, b = st.columns(2)
@@ -137,7 +152,7 @@ def runs_table(polling: bool) -> None:
         st.caption("Same colour, same run; the labels name what differs between the runs ticked (or their names). "
                    "A star marks each run's best epoch: the weights tested at the end. "
                    "Loss is the mean over the recent batches (augmented clips, so it can sit above the validation loss).")  # fmt: skip
-    if alone and (added or (polling and not any(i.state in ui.ACTIVE_STATES for i in infos))):
+    if alone and (added or (polling and not any(i.state in run_views.ACTIVE_STATES for i in infos))):
         st.rerun()  # a new run to study, or every run finished: redraw the page below
 
 
@@ -152,14 +167,14 @@ def clear_confirm() -> None:
 
 @st.dialog("Delete this run?", on_dismiss=clear_confirm)
 def confirm_delete(run_id: str) -> None:
-    info = ui.run_info_safe(ui.runs_root() / run_id)
+    info = run_views.run_info_safe(run_views.runs_root() / run_id)
     if info.state == "running":
         st.warning(f"Run `{run_id}` is still training, so it cannot be deleted now. Cancel it first (it stops at "
                    "its next iteration), then delete it.")  # fmt: skip
         c1, c2 = st.columns(2)
         if c1.button("Cancel the run", icon=":material/stop_circle:", width="stretch"):
             try:
-                jobs.cancel(run_id)
+                identity.cancel(info)
             except KwsError as exc:
                 ss[MESSAGE] = ("error", str(exc))
             clear_confirm()
@@ -168,12 +183,12 @@ def confirm_delete(run_id: str) -> None:
             clear_confirm()
             st.rerun()
         return
-    st.markdown(f"Run `{run_id}` ({ui.run_label(info)}) and everything in its folder — checkpoints, metrics, "
+    st.markdown(f"Run `{run_id}` ({run_views.run_label(info)}) and everything in its folder — checkpoints, metrics, "
                 "report, log — will be removed for good.")  # fmt: skip
     c1, c2 = st.columns(2)
     if c1.button("Delete", type="primary", icon=":material/delete:", width="stretch", key="runs_delete_yes"):
         try:
-            jobs.delete(run_id)
+            identity.delete(info)
             ss[MESSAGE] = ("success", f"Run {run_id} was deleted.")
             ss.pop(DETAIL, None)
         except (KwsError, OSError) as exc:
@@ -214,19 +229,19 @@ def mistakes(info, report: dict) -> None:
             st.markdown(f"“**{m['label']}**” heard as “**{top['label']}**” ({100 * float(top['probability']):.0f} %) "
                         f"· {m.get('outcome', 'mistake')} · :gray[{m.get('clip_id', '')}]")  # fmt: skip
             left, right = st.columns([1, 1.5], vertical_alignment="center")
-            wave = ui.load_audio_file(m.get("path", ""))
+            wave = run_views.load_audio_file(m.get("path", ""))
             if wave is not None and "start_s" in m:  # a _silence_ clip: its second of the noise recording
                 wave = cut_at_level(wave, round(16000 * m["start_s"]), m["level_dbfs"])
             with left:
                 if wave is not None:
-                    ui.play(wave)
+                    clips.play(wave)
                 st.plotly_chart(plots.top_predictions(m.get("predicted") or [], m["label"]), key=f"runs_mis_top_{k}")
             with right:
                 if wave is None:
                     st.warning("This clip cannot be read any more (was the dataset moved?).")
                     continue
                 try:
-                    spec, fc, kind = ui.model_input_view(config, wave)
+                    spec, fc, kind = run_views.model_input_view(config, wave)
                 except (KwsError, TypeError, ValueError) as exc:
                     st.caption(f"Cannot rebuild this run's front end: {exc}")
                     continue
@@ -277,10 +292,13 @@ def one_run(infos: list) -> None:
         finished = [i.run_id for i in infos if i.state == "succeeded"]
         ticked = [r for r in ss.get(SELECTED, []) if r in ids]
         ss[DETAIL] = (ticked or finished or ids)[0]
-    run_id = st.selectbox("Run", ids, key=DETAIL, format_func=lambda r: f"{ui.run_label(by_id[r])} · {r}",
+    run_id = st.selectbox("Run", ids, key=DETAIL, format_func=lambda r: f"{run_views.run_label(by_id[r])} · "
+                          f"{run_views.owner_text(by_id[r])} · {r}",
                           help="Its name, or model @ sample rate · share of the training data · augmentation · run id.")  # fmt: skip
     info = by_id[run_id]
     config = info.config or {}
+    st.markdown(f":material/person: {run_views.owner_text(info)} · "
+                f"{run_views.state_badge(info, run_views.queue_positions(infos))}")  # fmt: skip
     if (info.error or "").startswith("damaged:") and info.state != "unreadable" and config:
         st.warning(f"Some of this run's files are damaged; what could be read is shown. {info.error}")
     if info.state == "unreadable" or not config:
@@ -290,18 +308,18 @@ def one_run(infos: list) -> None:
         m[0].metric("Test accuracy", f"{percent(info.test_accuracy):.1f} %" if info.test_accuracy is not None else "–")
         m[1].metric("Best validation", f"{percent(info.best_val_accuracy):.1f} %"
                     if percent(info.best_val_accuracy) is not None else "–")  # fmt: skip
-        params = ui.run_n_params(info)
+        params = run_views.run_n_params(info)
         m[2].metric("Parameters", f"{params:,}" if params else "–")
         m[3].metric("Model", info.model or "?")
-        m[4].metric("Training data", ui.fraction_text(config), f"augmentation {ui.augment_name(config.get('augment'))}",
+        m[4].metric("Training data", run_views.fraction_text(config), f"augmentation {run_views.augment_name(config.get('augment'))}",
                     delta_color="off", delta_arrow="off")  # fmt: skip
-        m[5].metric("Duration", ui.fmt_duration(info.duration_s, compact=True))
+        m[5].metric("Duration", run_views.fmt_duration(info.duration_s, compact=True))
         annotate(info, config)
         if info.state == "failed":
             st.error(f"This run failed: {info.error or 'see its log below'}")
-        report = ui.run_report(info)
+        report = run_views.run_report(info)
         if report is None:
-            if info.state in ui.ACTIVE_STATES:
+            if info.state in run_views.ACTIVE_STATES:
                 st.info("This run is still training: its confusion matrix and mistakes appear when it finishes.")
                 ui.page_link("train.py", "Watch it on the Train page", ":material/model_training:")
             elif info.state == "succeeded":
@@ -341,11 +359,15 @@ def one_run(infos: list) -> None:
                                mime="application/x-ipynb+json", icon=":material/download:", key="runs_notebook",
                                help="The run reproduced step by step in the lab's order: dataset, a sample, the "
                                "transform, collate, the model, train/test, the loss curve, the confusion matrix. "
-                               f"Same as `kwscore notebook {ui.short_id(run_id)} -o run.ipynb`.")  # fmt: skip
-    if st.button("Delete this run…", icon=":material/delete:", key="runs_delete"):
-        ss[CONFIRM] = run_id
-    if ss.get(CONFIRM) == run_id:
-        confirm_delete(run_id)
+                               f"Same as `kwscore notebook {run_views.short_id(run_id)} -o run.ipynb`.")  # fmt: skip
+    if identity.can_manage(info):
+        if st.button("Delete this run…", icon=":material/delete:", key="runs_delete"):
+            ss[CONFIRM] = run_id
+        if ss.get(CONFIRM) == run_id:
+            confirm_delete(run_id)
+    else:
+        st.caption(f":material/lock: This is {run_views.owner_text(info)}'s run: only they or the teacher can "
+                   "cancel or delete it.")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------
@@ -354,7 +376,7 @@ def one_run(infos: list) -> None:
 
 
 def experiment_launcher() -> None:
-    root = ui.current_dataset()
+    root = datasets.current()
     lab = ui.augment_config() if ss.get(ui.AUGMENT_KEY) else None
     recipes = choices.augment_choices(lab_available=lab is not None)
 
@@ -386,15 +408,25 @@ def experiment_launcher() -> None:
             st.error("Choose a dataset in the sidebar first.")
             return
         augment = choices.augment_value(recipe, lab)
-        overrides = {"data": str(root), "epochs": int(epochs), "seed": int(seed), "fraction_by": by}
+        blocked = identity.launch_blocked()
+        if blocked:
+            st.error(blocked)
+            return
+        overrides = {"data": str(root), "epochs": int(epochs), "seed": int(seed), "fraction_by": by,
+                     "owner": identity.owner()}  # fmt: skip
         if choices.recipe_model(model) == "cnn":
-            overrides["features"] = ui.feature_config().to_dict()
+            overrides["features"] = feature_editor.feature_config().to_dict()
         try:
             base = default_config(model, **overrides).validate()
         except KwsError as exc:
             st.error(f"Could not plan the experiment: {exc}")
             return
-        twin = ui.pending_twin(ui.experiment_grid(base, fractions, augment))
+        try:  # the class's limits (models, epochs, runs at once per student), before anything is planned
+            experiments.check_room(base, teacher=identity.is_teacher())
+        except KwsError as exc:
+            st.error(str(exc))
+            return
+        twin = experiments.pending_twin(experiments.experiment_grid(base, fractions, augment))
         if twin:
             st.warning(f"This experiment is already queued ({twin[0]['id']}): {twin[1]} of its runs are still waiting "
                        "or training. Its results appear below; change a setting to queue a different one.")  # fmt: skip
@@ -409,7 +441,8 @@ def queue_planned_experiment(plan: dict) -> None:
     """Say what the experiment will queue and roughly how long it takes; queue it when confirmed."""
     base = RunConfig.from_dict(plan["config"])
     fractions = plan["fractions"]
-    est = ui.experiment_estimate(base, fractions)
+    est = experiments.experiment_estimate(base, fractions, run_views.all_runs(), report=run_views.run_report,
+                                          dataset=datasets.load_info(Path(base.data)))  # fmt: skip
     speed = (f"{est['clips_per_s']:,.0f} clips/s, measured on this computer's earlier {base.model} runs"
              if est["measured"] else f"about {est['clips_per_s']:,.0f} clips/s, a guess: no {base.model} run has "
              "finished here yet")  # fmt: skip
@@ -419,7 +452,7 @@ def queue_planned_experiment(plan: dict) -> None:
             f"**This queues {est['runs']} runs** of {base.model}: training fractions "
             f"{', '.join(f'{100 * f:g} %' for f in fractions)} of {est['train_clips']:,} training clips, each once "
             f"without augmentation and once with {plan['recipe']}; {base.epochs} epochs each, seed {base.seed}.\n\n"
-            f"Roughly **{ui.fmt_duration(est['seconds'])}** of training in all, one run after another ({speed}).{ahead}"
+            f"Roughly **{run_views.fmt_duration(est['seconds'])}** of training in all, one run after another ({speed}).{ahead}"
         )  # fmt: skip
         c1, c2 = st.columns(2)
         go = c1.button(f"Queue these {est['runs']} runs", type="primary", icon=":material/play_arrow:",
@@ -432,9 +465,10 @@ def queue_planned_experiment(plan: dict) -> None:
     ss.pop(PLAN, None)
     try:
         bar = st.progress(0.0, text=f"Queueing {est['runs']} runs…")
-        record = ui.launch_experiment(
+        record = experiments.launch_experiment(
             base, fractions, plan["augment"], question="Can augmentation make up for less training data?",
             progress=lambda done, total: bar.progress(done / total, text=f"Queued {done} of {total} runs…"),
+            teacher=identity.is_teacher(),
         )  # fmt: skip
     except (KwsError, OSError) as exc:
         st.error(f"Could not queue the experiment: {exc}")
@@ -447,7 +481,7 @@ def queue_planned_experiment(plan: dict) -> None:
 def cancel_experiment(run_ids: list[str]) -> None:
     for run_id in run_ids:
         try:
-            jobs.cancel(run_id)
+            identity.cancel(run_views.run_info_safe(run_views.runs_root() / run_id))
         except KwsError:
             pass  # deleted meanwhile
 
@@ -455,12 +489,13 @@ def cancel_experiment(run_ids: list[str]) -> None:
 def experiment_panel(exp_id: str, polling: bool) -> None:
     """Test accuracy vs training fraction for one experiment, filling in as its runs finish."""
     alone = ui.fragment_rerun("runs", "experiment")
-    record = next((e for e in ui.list_experiments() if e["id"] == exp_id), None)
+    record = next((e for e in experiments.list_experiments() if e["id"] == exp_id), None)
     if record is None:
         st.warning(f"Experiment {exp_id} is gone.")
         return
-    infos = ui.all_runs()
+    infos = run_views.all_runs()
     by_id = {i.run_id: i for i in infos}
+    queue = run_views.queue_positions(infos)
     points, cells, active = [], {}, []
     for run in record["runs"]:
         info = by_id.get(run["run_id"])
@@ -469,14 +504,14 @@ def experiment_panel(exp_id: str, polling: bool) -> None:
             text, accuracy = "deleted", None
         else:
             accuracy = info.test_accuracy if info.state == "succeeded" else None
-            if info.state in ui.ACTIVE_STATES:
+            if info.state in run_views.ACTIVE_STATES:
                 active.append(info.run_id)
             if accuracy is not None:
                 text = f"{100 * accuracy:.1f} %"
             elif info.state == "running":
                 text = f"running, epoch {info.epoch or 0}/{info.epochs or '?'}"
             else:
-                text = ui.state_text(info, infos)
+                text = run_views.state_text(info, queue)
         points.append({"fraction": fraction, "augment": setting, "accuracy": accuracy, "label": run["run_id"]})
         cells.setdefault(f"{100 * fraction:g} %", {})[f"augmentation {setting}"] = text
     done = sum(p["accuracy"] is not None for p in points)
@@ -485,7 +520,7 @@ def experiment_panel(exp_id: str, polling: bool) -> None:
                 text=f"{finished} of {len(record['runs'])} runs finished ({done} with a test accuracy)"
                 + (f" · {len(active)} still queued or training" if active else ""))  # fmt: skip
     a, b = st.columns([1.6, 1], gap="medium")
-    recipe = ui.augment_name(record.get("augment"))
+    recipe = run_views.augment_name(record.get("augment"))
     a.plotly_chart(
         plots.experiment_curves(points, title=f"{record.get('model', '?')}: test accuracy vs training data "
                                 f"(augmentation: {recipe}, seed {record.get('seed', 0)}, {record.get('epochs', '?')} epochs)"),
@@ -493,7 +528,7 @@ def experiment_panel(exp_id: str, polling: bool) -> None:
     )  # fmt: skip
     with b:
         st.dataframe(pd.DataFrame(cells).T.rename_axis("train data"), width="stretch")
-        if active:
+        if active and all(identity.can_manage(by_id[r]) for r in active):
             st.button(f"Cancel the {len(active)} unfinished runs", on_click=cancel_experiment, args=(active,),
                       icon=":material/stop_circle:", key="runs_exp_cancel")  # fmt: skip
         st.caption("If the orange line stays above the grey one as the data shrinks, augmentation is making up "
@@ -514,8 +549,8 @@ if ss.get(MESSAGE):
     kind, text = ss.pop(MESSAGE)
     (st.success if kind == "success" else st.error)(text)
 
-all_infos = ui.all_runs()
-polling = any(i.state in ui.ACTIVE_STATES for i in all_infos)
+all_infos = run_views.mine_first(run_views.all_runs(), identity.name())
+polling = any(i.state in run_views.ACTIVE_STATES for i in all_infos)
 st.fragment(runs_table, run_every="2s" if polling else None)(polling)
 
 if all_infos:
@@ -528,16 +563,17 @@ st.caption("One click queues a grid of runs: the same model and seed trained on 
            "(10, 25, 50, 100 %…), each once without and once with augmentation. The plot fills in as they finish; "
            "they train one after another in the background.")  # fmt: skip
 experiment_launcher()
-experiments = ui.list_experiments()
-if experiments:
-    ids = [e["id"] for e in experiments]
+records = run_views.mine_first(experiments.list_experiments(), identity.name(), key=lambda e: e["owner"])
+if records:
+    ids = [e["id"] for e in records]
     if ss.get(EXPERIMENT) not in ids:
         ss[EXPERIMENT] = ids[0]
     exp_id = st.selectbox("Experiment", ids, key=EXPERIMENT, format_func=lambda e: next(
-        f"{x['id']} · {x.get('model')} · {len(x['runs'])} runs" for x in experiments if x["id"] == e))  # fmt: skip
-    record = experiments[ids.index(exp_id)]
+        f"{x['id']} · {x.get('model')} · {len(x['runs'])} runs · {x['owner'] or run_views.NO_OWNER}"
+        for x in records if x["id"] == e), help="Yours first.")  # fmt: skip
+    record = records[ids.index(exp_id)]
     exp_active = any(
-        ui.run_info_safe(ui.runs_root() / r["run_id"]).state in ui.ACTIVE_STATES
-        for r in record["runs"] if (ui.runs_root() / r["run_id"]).is_dir()
+        run_views.run_info_safe(run_views.runs_root() / r["run_id"]).state in run_views.ACTIVE_STATES
+        for r in record["runs"] if (run_views.runs_root() / r["run_id"]).is_dir()
     )  # fmt: skip
     st.fragment(experiment_panel, run_every="2s" if exp_active else None)(exp_id, exp_active)

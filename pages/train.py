@@ -7,12 +7,13 @@ launches it, and then only reads the run's files, once a second.
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import code_view, plots, ui
+from dashboard import code_view, datasets, feature_editor, identity, plots, run_views, ui
 from dashboard.feature_editor import FeatureEditor, describe, preset_title
 from kwscore import choices, jobs, snippets
 from kwscore.augment import AugmentConfig, preset
@@ -78,7 +79,7 @@ def reset_recipe(key: str) -> None:
 
 def cancel_run(run_id: str) -> None:
     try:
-        jobs.cancel(run_id)
+        identity.cancel(run_views.run_info_safe(run_views.runs_root() / run_id))
     except KwsError as exc:
         ss[MESSAGE] = str(exc)
 
@@ -103,8 +104,8 @@ st.caption(
     "Pick a model, check what it looks like, and launch it. Training runs in the background, in its own "
     "process: you can leave this page, or close the browser, and come back to watch it."
 )
-root = ui.current_dataset()
-info = ui.load_info(root)
+root = datasets.current()
+info = datasets.load_info(root)
 if info is None:
     st.stop()
 
@@ -175,14 +176,14 @@ with settings:
 
     with data_box.container(border=True):
         st.markdown("**Data**")
-        others = {str(e.root): e.label for e in ui.dataset_entries() if e.available and e.root.resolve() != root.resolve()}
+        others = {str(e.root): e.label for e in datasets.entries() if e.available and e.root.resolve() != root.resolve()}
         mix = [m for m in ui.kept(
             st.multiselect, "Mix in", key="tr_mix", default=[], options=list(others), format_func=others.get,
             placeholder="nothing more",
             help="Clips of these datasets join every split: e.g. add your own recordings (Your own words) to the "
             "embedded set, then choose all words to learn a new one.",
         ) if m in others]  # fmt: skip
-        mixed = [ui.load_info(Path(m)) for m in mix]
+        mixed = [datasets.load_info(Path(m)) for m in mix]
         words = sorted(set(info.words).union(*(m.words for m in mixed if m is not None)))
         commands = ui.kept(
             st.radio, "Words", key="tr_commands", default="8", options=["8", "12", "all"], horizontal=True,
@@ -208,7 +209,7 @@ with settings:
         )  # fmt: skip
 
     # -- the front end ------------------------------------------------------------------------
-    features = ui.feature_config()
+    features = feature_editor.feature_config()
     fe_notes: list[str] = []
     fe_problems: list[str] = []
     if representation == "mel":
@@ -217,7 +218,7 @@ with settings:
                          key="trfe_panel"):  # fmt: skip
             st.caption("The same settings as the Spectrogram lab: a change here shows there, and back.")
             features = FRONT_END.draw(fe_state)
-            fe_notes, fe_problems = fe_state.notes, list(ui.problems(features))
+            fe_notes, fe_problems = fe_state.notes, list(feature_editor.problems(features))
             for note in fe_notes:
                 st.caption(f":material/build: {note}")
             if fe_state.lesson:
@@ -321,7 +322,7 @@ with summary:
     described = None
     if labels:
         try:
-            described = ui.describe_model(model, len(labels), input_shape, json.dumps(describe_kwargs, sort_keys=True))
+            described = run_views.describe_model(model, len(labels), input_shape, json.dumps(describe_kwargs, sort_keys=True))
         except (KwsError, RuntimeError) as exc:
             st.error(f"This model cannot take a {list(input_shape)} input: {exc}")
     if described is not None:
@@ -375,13 +376,15 @@ with summary:
         st.error("**This run cannot start yet:**\n\n" + "\n".join(f"- {p}" for p in problems), icon=":material/block:")
     launch = st.button(
         f"Launch {choices.recipe_label(recipe_key).split(' · ')[0]}", type="primary",
-        help=f"Queue this run on {ui.dataset_name(str(root))}: it trains in the background.",
+        help=f"Queue this run on {run_views.dataset_name(str(root))}: it trains in the background.",
         icon=":material/rocket_launch:", disabled=bool(problems) or config is None, width="stretch", key="tr_launch",
     )  # fmt: skip
     if launch and config is not None:
         try:
+            if blocked := identity.launch_blocked():
+                raise KwsError(blocked)
             with st.spinner("Queueing the run and starting the background worker…"):
-                run_id = jobs.launch(config)
+                run_id = jobs.launch(replace(config, owner=identity.owner()), teacher=identity.is_teacher())
         except (KwsError, OSError) as exc:
             st.error(f"Could not launch the run: {exc}")
         else:
@@ -393,15 +396,22 @@ with summary:
 # -- the live run --------------------------------------------------------------------------------
 
 
+def watchable(info) -> bool:
+    """Runs the live panel offers this session: the teacher every run, a student their own (by
+    name), a session without a name the runs without one."""
+    return identity.is_teacher() or (info.owner or "") == identity.name()
+
+
 def live_section() -> None:
-    """Pick the run to watch (this session's, any queued or training one, the newest) and watch it."""
+    """Pick the run to watch (this session's, this owner's queued or training ones, their newest) and
+    watch it. Other students' runs are not offered: they are on the Runs page."""
     st.subheader("Live run")
     if ss.get(MESSAGE):
         st.warning(ss.pop(MESSAGE))
-    infos = ui.all_runs()
+    infos = [i for i in run_views.all_runs() if watchable(i)]
     by_id = {i.run_id: i for i in infos}
     mine = [r for r in reversed(ss.get(SESSION_RUNS, [])) if r in by_id]
-    active = [i.run_id for i in infos if i.state in ui.ACTIVE_STATES]
+    active = [i.run_id for i in infos if i.state in run_views.ACTIVE_STATES]
     candidates = list(dict.fromkeys(mine + active + [i.run_id for i in infos[:1]]))
     candidates.sort(key=lambda r: (by_id[r].created or 0.0, r), reverse=True)
     if not candidates:
@@ -411,54 +421,54 @@ def live_section() -> None:
         ss[WATCH] = mine[0] if mine else candidates[0]
     watch = st.selectbox(
         "Run to watch", candidates, key=WATCH,
-        format_func=lambda r: ui.run_label(by_id[r]) + (" · launched here" if r in mine else ""),
-        help="Model · share of the training data · augmentation · run id. Listed: runs launched from this page "
-        "in this browser session, every run still queued or training, and the newest run. A run goes on when the "
-        "browser is closed: come back and pick it here.",
+        format_func=lambda r: run_views.run_label(by_id[r]) + (" · launched here" if r in mine else ""),
+        help="Model · share of the training data · augmentation · run id. Listed: your runs (launched under your "
+        "name, or from this page in this browser session) still queued or training, and your newest one. A run goes "
+        "on when the browser is closed: come back and pick it here. Everyone's runs are on the Runs page.",
     )  # fmt: skip
-    polling = by_id[watch].state in ui.ACTIVE_STATES
+    polling = by_id[watch].state in run_views.ACTIVE_STATES
     st.fragment(live_panel, run_every="1s" if polling else None)(watch, polling)
 
 
 def live_panel(run_id: str, polling: bool) -> None:
     """Status, progress, curves and Cancel for one run; redrawn every second while it is active."""
     alone = ui.fragment_rerun("train", "live")
-    path = ui.runs_root() / run_id
+    path = run_views.runs_root() / run_id
     if not path.is_dir():
         st.warning(f"Run {run_id} was deleted.")
         return
-    info = ui.run_info_safe(path)
+    info = run_views.run_info_safe(path)
     status = info.status or {}
     config = info.config or {}
     state = info.state
-    iterations, epochs = ui.run_metrics(info)
+    iterations, epochs = run_views.run_metrics(info)
     head, button = st.columns([2.6, 1], vertical_alignment="center")
     head.markdown(
-        f"{ui.state_badge(info)} **{config.get('model', '?')}** on {ui.data_text(config)}, "
-        f"{ui.commands_text(config.get('commands'))}, {ui.fraction_text(config)} of the training data, "
-        f"augmentation {ui.augment_name(config.get('augment', 'none'))} · :gray[{run_id}]"
+        f"{run_views.state_badge(info)} **{config.get('model', '?')}** on {run_views.data_text(config)}, "
+        f"{run_views.commands_text(config.get('commands'))}, {run_views.fraction_text(config)} of the training data, "
+        f"augmentation {run_views.augment_name(config.get('augment', 'none'))} · :gray[{run_id}]"
     )
     cancelling = (path / "cancel").exists()
-    if state in ui.ACTIVE_STATES:
+    if state in run_views.ACTIVE_STATES and identity.can_manage(info):
         button.button("Cancel run", key=f"tr_cancel_{run_id}", on_click=cancel_run, args=(run_id,),
                       icon=":material/stop_circle:", disabled=cancelling, width="stretch")  # fmt: skip
     if state == "queued":
-        ahead = ui.waiting_ahead(info, ui.all_runs())
-        st.progress(0.0, text=f"Waiting ({ahead} ahead): the worker trains one run at a time." if ahead
-                    else "Starting: the background worker is picking this run up…")  # fmt: skip
+        entry = run_views.queue_positions().get(run_id)
+        st.progress(0.0, text=f"Waiting: {run_views.queue_text(entry)}. Runs start in turn, one of each student's "
+                    "at a time." if entry else "Starting: a worker is picking this run up…")  # fmt: skip
     elif state == "running":
         fraction, eta = jobs.progress(path)
         if status.get("total_steps"):
             text = (f"Epoch {status.get('epoch') or 1}/{info.epochs} · step {status.get('step', 0):,}/"
-                    f"{status['total_steps']:,} · {100 * fraction:.0f} % · {ui.fmt_duration(info.duration_s)} so far · "
-                    f"ETA {ui.fmt_duration(eta) if eta is not None else 'estimating…'}")  # fmt: skip
+                    f"{status['total_steps']:,} · {100 * fraction:.0f} % · {run_views.fmt_duration(info.duration_s)} so far · "
+                    f"ETA {run_views.fmt_duration(eta) if eta is not None else 'estimating…'}")  # fmt: skip
         else:
             text = "Loading the clips into memory and building the model…"
         if cancelling:
             text = "Cancelling: the run stops at its next iteration… · " + text
         st.progress(min(max(fraction, 0.0), 1.0), text=text)
     elif state == "succeeded":
-        st.progress(1.0, text=f"Finished in {ui.fmt_duration(info.duration_s)}")
+        st.progress(1.0, text=f"Finished in {run_views.fmt_duration(info.duration_s)}")
     m = st.columns(3)
     m[0].metric("Epochs done", f"{len(epochs)}/{info.epochs or '?'}")
     best = info.best_val_accuracy
@@ -467,14 +477,14 @@ def live_panel(run_id: str, polling: bool) -> None:
     m[2].metric("Test accuracy", f"{100 * info.test_accuracy:.1f} %" if info.test_accuracy is not None else "–",
                 help="On the test split (speakers never heard in training), with the best epoch's weights. "
                 "Measured once, at the end.")  # fmt: skip
-    run = {"label": ui.run_label(info), "color": plots.run_color(0), "iterations": iterations, "epochs": epochs}
+    run = {"label": run_views.run_label(info), "color": plots.run_color(0), "iterations": iterations, "epochs": epochs}
     if iterations:
         st.plotly_chart(plots.loss_curves([run], height=270, x_max=status.get("total_steps")), key=f"tr_loss_{run_id}")
-    elif state in ui.ACTIVE_STATES:
+    elif state in run_views.ACTIVE_STATES:
         st.caption("The loss curve appears after the first iterations.")
     if epochs:
         st.plotly_chart(plots.accuracy_curves([run], height=270, x_max=info.epochs), key=f"tr_acc_{run_id}")
-    elif state in ui.ACTIVE_STATES:
+    elif state in run_views.ACTIVE_STATES:
         st.caption("Validation accuracy appears after the first epoch.")
     if state == "succeeded":
         st.success(
@@ -489,7 +499,7 @@ def live_panel(run_id: str, polling: bool) -> None:
         st.info(f"Cancelled{why}. Its curves and checkpoints up to then are kept.")
     elif state == "unreadable":
         st.error(f"This run's files cannot be read: {info.error}")
-    if polling and alone and state not in ui.ACTIVE_STATES:
+    if polling and alone and state not in run_views.ACTIVE_STATES:
         st.rerun()  # it just finished: redraw the whole page once, and stop polling
 
 

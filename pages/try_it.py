@@ -9,8 +9,8 @@ import json
 
 import streamlit as st
 
-from dashboard import plots, ui, ui_try
-from kwscore import audio, pretrained
+from dashboard import clips, code_view, identity, plots, run_views, ui, ui_try
+from kwscore import audio, pretrained, snippets
 from kwscore.data.dataset import SAMPLE_RATE
 from kwscore.errors import KwsError
 from kwscore.features import FeatureConfig, linear_spectrogram_db
@@ -31,16 +31,17 @@ st.caption(
 )
 
 # -- the model ------------------------------------------------------------------------------------
-runs = ui_try.finished_runs_or_stop()
+runs = run_views.mine_first(ui_try.finished_runs_or_stop(), identity.name())  # yours, then everyone's
 by_id = {r.run_id: r for r in runs}
 if ss.get("try_run") not in by_id:
-    ss["try_run"] = runs[0].run_id  # the best by test accuracy
+    ss["try_run"] = runs[0].run_id  # your best by test accuracy (or the best)
 top = st.columns([2.2, 1], vertical_alignment="bottom")
 run_id = top[0].selectbox(
-    "Model (a finished run; the best by test accuracy first)",
+    "Model (a finished run; yours first, the best by test accuracy first)" if identity.name()
+    else "Model (a finished run; the best by test accuracy first)",
     list(by_id),
     key="try_run",
-    format_func=lambda r: ui_try.run_choice_label(by_id[r]),
+    format_func=lambda r: f"{ui_try.run_choice_label(by_id[r])} · {run_views.owner_text(by_id[r])}",
 )
 info = by_id[run_id]
 model = ui_try.predictor_or_stop(info)
@@ -134,8 +135,7 @@ STREAM_WIDGETS = {
 
 def stream_config() -> StreamConfig:
     """The streaming settings as last chosen (the widgets are drawn with the timeline)."""
-    kept = ss.setdefault(ui.KEPT_KEY, {})
-    value = {k: ss[k] if k in ss else kept.get(k, default) for k, (_, _, default, _) in STREAM_WIDGETS.items()}
+    value = {k: ss.get(k, default) for k, (_, _, default, _) in STREAM_WIDGETS.items()}  # kept: persist_state
     return StreamConfig(hop=value["try_hop"] / 1000, smooth=value["try_smooth"] / 1000, threshold=threshold,
                         refractory=value["try_refractory"] / 1000, gate_db=float(value["try_gate"]))  # fmt: skip
 
@@ -155,13 +155,13 @@ def show_clip(result) -> None:
     with left:
         st.plotly_chart(plots.waveform(result.clip, SAMPLE_RATE, title="The second the model hears (16 kHz)"),
                         key="try_clip_wave")  # fmt: skip
-        ui.play(result.clip, SAMPLE_RATE)
+        clips.play(result.clip, SAMPLE_RATE)
         if model.model_rate != SAMPLE_RATE:
             low = result.model_input
             st.plotly_chart(plots.waveform(low, model.model_rate, title=f"Resampled to {model.model_rate / 1000:g} kHz: "
                                            f"the {low.shape[-1]:,} samples {model.model_name} reads", height=200),
                             key="try_clip_low")  # fmt: skip
-            ui.play(low, model.model_rate)
+            clips.play(low, model.model_rate)
     with right:
         fc = model.feature_config
         if fc is not None:
@@ -197,7 +197,7 @@ def show_stream(result, cfg: StreamConfig, truth: list | None) -> None:
             + (f"; missed: {', '.join(score['missed'])}." if score["missed"] else ".")
         )
     st.plotly_chart(plots.detection_timeline(sound.waveform, SAMPLE_RATE, stream, truth=truth), key="try_timeline")
-    ui.play(sound.waveform, SAMPLE_RATE)
+    clips.play(sound.waveform, SAMPLE_RATE)
     st.caption(
         f"Grey bands: windows the gate keeps quiet (nothing {cfg.gate_db:g} dB above the noise floor of "
         f"{stream.floor_db:.0f} dBFS, or only a blip shorter than 50 ms). A word fires where its smoothed "
@@ -218,7 +218,7 @@ def show_stream(result, cfg: StreamConfig, truth: list | None) -> None:
     with t2:
         pick = st.selectbox("Listen to a detection", range(len(found)), key="try_listen",
                             format_func=lambda i: f"{found[i].word} at {found[i].start:.2f} s")  # fmt: skip
-        ui.play(ui_try.snippet(sound.waveform, found[pick].start, found[pick].end), SAMPLE_RATE)
+        clips.play(ui_try.snippet(sound.waveform, found[pick].start, found[pick].end), SAMPLE_RATE)
         st.download_button("Detections as JSON", json.dumps(stream.to_list(), indent=1), "detections.json",
                            "application/json", icon=":material/download:", key="try_json")  # fmt: skip
 
@@ -244,6 +244,10 @@ def listen() -> None:
         show_clip(result)
     else:
         show_stream(result, cfg, truth)
+    file_name = name if "." in name[-5:] else "recording.wav"  # the microphone's take is a WAV
+    code_view.show(snippets.try_it_code(info.path, file_name, result.kind, threshold, cfg.to_dict(),
+                                        long=(ui_try.recording_seconds(data) or 0.0) > ui_try.LONG_S),
+                   key="try_code", download=(data, file_name) if len(data) <= 20 * 2**20 else None)  # fmt: skip
 
 
 listen()

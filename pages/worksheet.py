@@ -5,8 +5,8 @@ import os
 
 import streamlit as st
 
-from dashboard import code_view, ui
-from kwscore import snippets
+from dashboard import clips, code_view, datasets, feature_editor, identity, run_views, ui
+from kwscore import classroom, snippets
 from kwscore.worksheet import worksheet
 
 PHASES = {
@@ -22,27 +22,32 @@ st.caption(
     "“Keyword Spotting with PyTorch”, task by task: each one links to the page (and the widget) that answers it. "
     "The answers follow your current settings and the runs on this computer."
 )
-hide = ui.kept(st.toggle, "Hide answers", key="ws_hide", default=HIDDEN_BY_DEFAULT,
-               help="For students working the questions out first. A teacher can start the dashboard with "
-               "KWS_HIDE_ANSWERS=1 so that they start hidden.")  # fmt: skip
+if classroom.load_limits().hide_answers and not identity.is_teacher():  # set on the Teacher page
+    hide = True
+    st.info("Your teacher has hidden the answers for now: work them out on the linked pages.",
+            icon=":material/visibility_off:")  # fmt: skip
+else:
+    hide = ui.kept(st.toggle, "Hide answers", key="ws_hide", default=HIDDEN_BY_DEFAULT,
+                   help="For students working the questions out first. A teacher can start the dashboard with "
+                   "KWS_HIDE_ANSWERS=1 so that they start hidden, or hide them for students on the Teacher page.")  # fmt: skip
 
-root = ui.current_dataset()
-info = ui.load_info(root)
+root = datasets.current()
+info = datasets.load_info(root)
 dataset = None
 if info is not None:
-    index = ui.clip_index(root)
-    clip = ui.current_clip(index) if index is not None else None
-    loaded = ui.load_clip(clip) if clip else None
+    index = clips.index(root)
+    clip = clips.current(index) if index is not None else None
+    loaded = clips.load(clip) if clip else None
     samples = int(loaded[0].shape[-1]) if loaded else 16000
     dataset = {"clips": info.total(), "words": len(info.words), "speakers": sum(len(v) for v in info.speakers.values()),
                "sample_rate": 16000, "samples": samples}  # fmt: skip
 
 runs = [
-    {"run_id": r.run_id, "config": r.config or {}, "n_params": ui.run_n_params(r) if r.state == "succeeded" else None,
+    {"run_id": r.run_id, "config": r.config or {}, "n_params": run_views.run_n_params(r) if r.state == "succeeded" else None,
      "test_accuracy": r.test_accuracy if r.state == "succeeded" else None}
-    for r in ui.all_runs() if r.config
+    for r in run_views.all_runs() if r.config
 ]  # fmt: skip
-config = ui.feature_config()
+config = feature_editor.feature_config()
 phase = None
 for item in worksheet(config, runs, dataset):
     if item.number[0] != phase:

@@ -39,7 +39,7 @@ def test_custom_folder_picker(kws_env, small_synth):
     at = run_app()
     at.sidebar.selectbox[0].select("Another folder…").run()
     assert at.info and not at.exception
-    at.sidebar.text_input[0].input(str(small_synth)).run()
+    at.sidebar.text_input(key="dataset_folder").input(str(small_synth)).run()
     assert not at.exception and {m.label: m.value for m in at.metric}["Clips"] == "160"
-    at.sidebar.text_input[0].input("/no/such/folder").run()
+    at.sidebar.text_input(key="dataset_folder").input("/no/such/folder").run()
     assert not at.exception and "does not exist" in at.error[0].value

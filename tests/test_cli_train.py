@@ -42,6 +42,7 @@ def test_train_in_the_foreground_prints_epochs_then_the_run_folder(trained):
     assert "epoch 1: train loss" in result.stdout and "val accuracy" in result.stdout
     assert "test accuracy" in result.stdout
     assert "training" in result.stderr and "it/s" in result.stderr  # the tqdm bar
+    assert "decoding training" in result.stderr and "decoding validation" in result.stderr  # the decoding bars
     status = json.loads((folder / "status.json").read_text())
     assert status["state"] == "succeeded" and status["pid"] != os.getpid()
 
@@ -53,8 +54,8 @@ def test_runs_lists_the_run(trained):
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("id "))
     row = next(line for line in lines if line.startswith(folder.name))
-    assert header.split()[:3] == ["id", "name", "status"] and {"model", "data"} <= set(header.split())
-    assert row.split()[:4] == [folder.name, "-", "succeeded", "m5"] and "small-synth0/8" in row and "%" in row  # no name
+    assert header.split()[:4] == ["id", "name", "owner", "status"] and {"model", "data"} <= set(header.split())
+    assert row.split()[:5] == [folder.name, "-", "-", "succeeded", "m5"] and "small-synth0/8" in row and "%" in row  # no name, no owner
     empty = kwscore("runs", "--runs-dir", runs / "nothing-here")
     assert empty.returncode == 0 and "No runs" in empty.stdout
 

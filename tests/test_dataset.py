@@ -12,10 +12,13 @@ from torch.utils.data import DataLoader
 from kwscore.data.dataset import (
     SpeechCommands,
     collate,
+    fits_pcm16,
+    from_pcm16,
     index_to_label,
     label_to_index,
     pad_sequence,
     resolve_commands,
+    to_pcm16,
 )
 from kwscore.data.info import dataset_info
 from kwscore.data.layout import dataset_folder
@@ -87,9 +90,11 @@ def test_cache_avoids_file_io(small_synth, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(small_synth, copy)
     ds = SpeechCommands(copy, "validation", cache=True)
-    ds.preload()
+    calls = []
+    ds.preload(progress=lambda done, total: calls.append((done, total)))
+    assert calls[0] == (1, len(ds)) and calls[-1] == (len(ds), len(ds))
     first = ds[0][0].clone()
-    assert ds.cache_bytes() == len(ds) * 16000 * 4
+    assert ds.cache_bytes() == len(ds) * 16000 * 2  # 16-bit samples: 2 bytes each
     shutil.rmtree(dataset_folder(copy) / "yes")  # files gone: the cache still serves them
     assert all(ds[i] is not None for i in range(len(ds)))
     assert torch.equal(ds[0][0], first)
@@ -259,3 +264,44 @@ def test_empty_word_folders_are_not_classes(small_synth, tmp_path):
     assert dataset_info(copy).words == sorted(COMMANDS)
     with pytest.raises(KwsError, match="Unknown command.*marvin"):
         SpeechCommands(copy, "training", commands=["yes", "marvin"])
+
+
+def test_pcm16_round_trip_is_within_half_a_step():
+    x = torch.rand(1, 4000, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    pcm = to_pcm16(x)
+    assert pcm.dtype == torch.int16 and pcm.element_size() == 2
+    assert (from_pcm16(pcm) - x).abs().max() <= 0.5 / 32768
+    exact = torch.arange(-32768, 32768, 7, dtype=torch.int16).view(1, -1)
+    assert torch.equal(to_pcm16(from_pcm16(exact)), exact)  # 16-bit values survive bit for bit
+    assert to_pcm16(torch.tensor([1.5, -1.5])).tolist() == [32767, -32768]  # louder than full scale: clipped
+
+
+def test_cache_on_real_files_matches_the_uncached_decode(shared_real):
+    """Real 16-bit WAVs come back bit for bit from the 16-bit cache; resampled ones within 1/65536
+    (a resampled clip that overshoots full scale is cached as float32, exactly)."""
+    for rate, tolerance in ((16000, 0.0), (8000, 0.5 / 32768)):
+        cached = SpeechCommands(shared_real, "testing", commands=["yes", "no"], sample_rate=rate, cache=True)
+        picked = range(0, len(cached), max(1, len(cached) // 40))
+        samples = 0
+        for i in picked:
+            want, got = cached.decode(i), cached[i][0]  # decode() never uses the cache
+            assert got.dtype == torch.float32 and got.shape == want.shape
+            assert (got - want).abs().max() <= tolerance
+            samples += want.numel() * (2 if fits_pcm16(want) else 4)
+        assert cached.cache_bytes() == samples  # 2 bytes per 16-bit sample
+        if rate == 16000:
+            assert samples == 2 * sum(cached.decode(i).numel() for i in picked)
+
+
+def test_decode_all_keeps_16_bit_samples(small_synth):
+    from kwscore.runner import decode_all, in_chunks
+
+    ds = SpeechCommands(small_synth, "validation")
+    calls = []
+    samples, targets = decode_all(ds, 16000, progress=lambda done, total: calls.append(done), chunk=16)
+    assert samples.dtype == torch.int16 and samples.shape == (len(ds), 1, 16000)
+    assert samples.untyped_storage().nbytes() == len(ds) * 16000 * 2
+    assert calls[-1] == len(ds) and len(calls) == -(-len(ds) // 16)
+    assert torch.equal(from_pcm16(samples[3]), ds[3][0]) and torch.equal(targets, ds.targets())
+    doubled = in_chunks(lambda x: 2 * x, samples, chunk=7)  # float32 again, chunk by chunk
+    assert doubled.dtype == torch.float32 and torch.equal(doubled[3], 2 * ds[3][0])

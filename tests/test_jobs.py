@@ -43,7 +43,7 @@ def state(run_id, runs_dir, **kwargs):
 
 
 def running_with_steps(run_id, runs_dir):
-    status = jobs.read_status(run_id, runs_dir)
+    status = jobs.refresh_status(run_id, runs_dir)
     return status["state"] == "running" and jobs.read_metrics(run_id, runs_dir)[0] and status
 
 
@@ -58,7 +58,9 @@ def kill_group(pid: int) -> None:
 def runs_dir(tmp_path, monkeypatch):
     """A fresh runs folder; every worker (and its runs) started for it is killed afterwards."""
     monkeypatch.setenv("KWS_RUN_THREADS", "1")
+    monkeypatch.setenv("KWS_WORKERS", "1")  # one run at a time, whatever the cores
     monkeypatch.delenv("KWS_QUEUE_URL", raising=False)
+    monkeypatch.delenv("KWS_HOST", raising=False)
     root = tmp_path / "runs"
     root.mkdir()
     yield root
@@ -131,7 +133,7 @@ def test_a_dead_process_is_noticed_from_its_heartbeat(small_synth, runs_dir):
     with pytest.raises(KwsError, match="still running"):
         jobs.delete(run_id, runs_dir)
     fake_running(files, gone.pid, heartbeat_age=30)  # dead and silent: failed
-    status = jobs.read_status(run_id, runs_dir, timeout=5)
+    status = jobs.refresh_status(run_id, runs_dir, timeout=5)
     assert status["state"] == "failed"
     assert "the training process stopped (killed or crashed) at" in status["error"]
     assert status["error"].endswith("metrics up to then are kept")
@@ -179,10 +181,10 @@ def test_cancel_a_queued_and_a_running_run(small_synth, runs_dir):
     assert status["pid"] != jobs.worker_pid(runs_dir)  # its own process
     jobs.cancel(first, runs_dir)
     wait_for(lambda: state(first, runs_dir) == "cancelled", timeout=15, what="the running run to stop")
-    assert jobs.read_status(first, runs_dir)["epoch"] < LONG
+    assert jobs.refresh_status(first, runs_dir)["epoch"] < LONG
     wait_for(lambda: jobs.pending_count(runs_dir) == 0, timeout=10, what="the queue to drain")
     time.sleep(1.0)
-    skipped = jobs.read_status(second, runs_dir)
+    skipped = jobs.refresh_status(second, runs_dir)
     assert skipped["state"] == "cancelled" and "started_at" not in skipped  # never ran
 
 
@@ -191,7 +193,7 @@ def test_kill_9_of_a_running_run_marks_it_failed(small_synth, runs_dir):
     status = wait_for(lambda: running_with_steps(run_id, runs_dir), what="the run to train")
     os.kill(status["pid"], signal.SIGKILL)
     wait_for(lambda: state(run_id, runs_dir, timeout=1.0) == "failed", timeout=20, what="failed")
-    status = jobs.read_status(run_id, runs_dir)
+    status = jobs.refresh_status(run_id, runs_dir)
     assert "killed or crashed" in status["error"]
     assert jobs.read_metrics(run_id, runs_dir)[0]  # the metrics so far stay readable
 
@@ -210,7 +212,7 @@ def test_restart_recovery(small_synth, runs_dir):
     assert new_worker != old_worker and jobs.ensure_worker(runs_dir) == new_worker  # only one
     wait_for(lambda: state(waiting, runs_dir) == "succeeded", timeout=60, what="the queued run")
     wait_for(lambda: state(orphan, runs_dir, timeout=1.0) == "failed", timeout=20, what="the orphan")
-    orphaned = jobs.read_status(orphan, runs_dir)
+    orphaned = jobs.refresh_status(orphan, runs_dir)
     assert "killed or crashed" in orphaned["error"] and orphaned["pid"] == status["pid"]
     assert jobs.read_metrics(orphan, runs_dir)[0]
 
@@ -338,13 +340,13 @@ def test_a_run_that_cannot_start_says_why_in_its_status(small_synth, runs_dir, t
     shutil.rmtree(data)  # the dataset disappears before the worker starts the run
     jobs.ensure_worker(runs_dir)
     wait_for(lambda: state(run_id, runs_dir) == "failed", timeout=60, what="the run to fail")
-    error = jobs.read_status(run_id, runs_dir)["error"]
+    error = jobs.refresh_status(run_id, runs_dir)["error"]
     assert error.startswith(f"No dataset at {data}") and "killed or crashed" not in error, error
 
 
 def test_kwscore_runs_restarts_a_worker_for_queued_runs(small_synth, runs_dir):
-    jobs.create_run(config(small_synth), runs_dir)  # "queued" but never put in the queue: no worker for it
-    assert jobs.revive_worker(runs_dir) is None and jobs.worker_pid(runs_dir) is None
+    """status.json is the one truth: a queued run is run, whether a queue message names it or not."""
+    never_sent = jobs.create_run(config(small_synth), runs_dir)  # "queued", no message in the queue
     run_id = jobs.launch(config(small_synth), runs_dir, start_worker=False)  # queued; no worker (it died)
     result = subprocess.run([sys.executable, "-m", "kwscore.cli", "runs", "--runs-dir", str(runs_dir)],
                             capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -352,6 +354,8 @@ def test_kwscore_runs_restarts_a_worker_for_queued_runs(small_synth, runs_dir):
     pid = wait_for(lambda: jobs.worker_pid(runs_dir), timeout=20, what="the worker")
     try:
         wait_for(lambda: state(run_id, runs_dir) == "succeeded", timeout=90, what="the queued run")
+        wait_for(lambda: state(never_sent, runs_dir) == "succeeded", timeout=90, what="the run without a message")
+        assert jobs.pending_count(runs_dir) == 0
         again = subprocess.run([sys.executable, "-m", "kwscore.cli", "runs", "--runs-dir", str(runs_dir)],
                                capture_output=True, text=True, timeout=120)  # fmt: skip
         assert "started one" not in again.stderr and jobs.worker_pid(runs_dir) == pid  # one is alive: no second

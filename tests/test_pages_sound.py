@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.feature_editor import fit_feature_config
 from dashboard.plots import SPLIT_COLORS
-from dashboard.ui import fit_feature_config
 from kwscore.augment import AugmentConfig
 from kwscore.features import FeatureConfig
 
@@ -228,6 +228,9 @@ def test_invalid_combinations_are_explained_not_raised(kws_env):
 
 def test_side_views_of_the_spectrogram_lab(kws_env):
     at = open_page("spectrogram")
+    assert not has_chart(at, "spec_default")  # the numbers open first: the views' figures wait for their tab
+    at.session_state["spec_view"] = "Default vs yours"
+    at.run()
     # "default" is what the student chooses: torchaudio's (first), the lab's classic 40 bands, or pinned settings
     assert z(at, "spec_default").shape == (128, 81) and z(at, "spec_yours").shape == (40, 101)
     assert "torchaudio's defaults" in chart(at, "spec_default")["layout"]["title"]["text"]

@@ -316,8 +316,10 @@ def test_experiment_queues_fractions_times_augmentation_and_can_be_cancelled(run
     assert sum(c["augment"] == "none" for c in configs) == 4
 
     statuses = list(at.dataframe[0].value["status"])
-    waiting = sorted(int(s.split("(")[1].split()[0]) for s in statuses if s.startswith("waiting"))
-    assert len(waiting) >= 7 and waiting == list(range(8 - len(waiting), 8)), statuses  # "waiting (n ahead)"
+    waiting = [s for s in statuses if s.startswith("waiting: ")]  # "waiting: 3rd in line, starts in about 4 min"
+    places = sorted(1 if s.startswith("waiting: next in line") else int(s.split()[1][:-2]) for s in waiting)
+    assert len(waiting) >= 7 and places == list(range(1, len(waiting) + 1)), statuses
+    assert all("starts in" in s for s in waiting), statuses
 
     # A new browser session on the Train page can pick any run still queued or training.
     other = open_page("train")

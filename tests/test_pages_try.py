@@ -265,3 +265,26 @@ def test_one_word_in_a_longer_recording_is_a_clip_unless_asked(with_run, kws_env
     assert at.success and "left" in at.success[0].value and "try_probs" in chart_keys(at)
     at.segmented_control(key="try_mode").set_value("stream").run()
     assert not at.exception and "try_timeline" in chart_keys(at) and "try_probs" not in chart_keys(at)
+
+
+def test_a_word_the_gate_kept_quiet_is_named_not_called_missing(with_run, kws_env):
+    """#13: "No word reached 50 %" while the timeline showed a word at 88 % inside a grey band. A word
+    the model hears but the gate (at its highest, 25 dB) ignores as too quiet is named as such."""
+    from kwscore.inference import Predictor
+    from kwscore.streaming import StreamConfig, compose_from_dataset
+
+    model, cfg = Predictor.from_run(with_run), StreamConfig(gate_db=25.0, threshold=0.5)
+    for noise_db in (-12, -15, -18, -9):  # words this far above the noise: heard, but under the 25-dB gate
+        comp = compose_from_dataset(kws_env / "synthetic", ["yes", "no", "stop"], 4.0, noise_db=noise_db, seed=1)
+        result = model.detect(comp.waveform, cfg)
+        gated = result.smoothed.masked_fill(result.active[:, None], 0.0)
+        if not result.detections and float(gated.max()) >= cfg.threshold:
+            break
+    else:
+        raise AssertionError("no noise level gives a word the model hears inside the gate's quiet windows")
+    at = upload(open_page("try_it"), "quiet.wav", audio.wav_bytes(comp.waveform, SR))
+    assert at.slider(key="try_threshold").value == 0.5 and at.select_slider(key="try_smooth").value == 300
+    at.select_slider(key="try_gate").set_value(25).run()
+    infos = [i.value for i in at.info]
+    assert any("only in windows the gate ignored as too quiet" in i for i in infos), infos
+    assert not any(i.startswith("No word reached") for i in infos), infos

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from kwscore.data.layout import dataset_folder, noise_files, parse_clip_name
 from kwscore.data.synth import MANIFEST, SynthParams, generate, is_complete, make_speakers, read_manifest
-from kwscore.data.words import ALL_WORDS, COMMANDS
+from kwscore.data.words import ALL_WORDS, COMMANDS, TASK_12_WORDS
 from kwscore.errors import KwsError
 
 
@@ -82,7 +82,9 @@ def test_noise_colours_have_the_right_spectral_slope(small_synth):
 
 def test_manifest_and_idempotence(small_synth):
     manifest = read_manifest(small_synth)
-    assert manifest["params"] == {"speakers": 10, "words": "commands", "utterances": 2, "seed": 1, "rooms": False}
+    assert manifest["params"] == {
+        "speakers": 10, "words": "commands", "utterances": 2, "seed": 1, "rooms": False, "keyword_utterances": 0,
+    }  # fmt: skip
     assert manifest["counts"]["clips"] == 160 and manifest["generator_version"] >= 1
     marker = dataset_folder(small_synth) / MANIFEST
     before = marker.stat().st_mtime_ns
@@ -119,10 +121,15 @@ def test_speakers_differ_in_every_dimension():
     assert len({s.rate for s in speakers}) >= 20
 
 
-def test_all_35_words(tmp_path):
-    root = generate(tmp_path, SynthParams(speakers=3, words="all", utterances=1))
+def test_all_35_words_with_more_takes_of_the_keywords(tmp_path):
+    root = generate(tmp_path, SynthParams(speakers=3, words="all", utterances=1, keyword_utterances=2))
     folder = dataset_folder(root)
-    assert all(len(list((folder / w).glob("*.wav"))) == 3 for w in ALL_WORDS)
+    counts = {w: len(list((folder / w).glob("*.wav"))) for w in ALL_WORDS}
+    assert counts == {w: 6 if w in TASK_12_WORDS else 3 for w in ALL_WORDS}
+    assert read_manifest(root)["counts"]["clips"] == sum(counts.values())
+    assert sorted(f.name for f in (folder / "yes").glob("*.wav"))[:2] == [
+        f"{speaker}_nohash_{n}.wav" for speaker in sorted(read_manifest(root)["speakers"])[:1] for n in range(2)
+    ]
 
 
 def test_refuses_to_overwrite_a_foreign_dataset(tmp_path):
@@ -152,6 +159,7 @@ def test_regenerating_keeps_clips_it_did_not_write(tmp_path):
     ({"words": "some"}, "words must be"),
     ({"speakers": 2}, "at least 3 speakers"),
     ({"utterances": 0}, "utterances"),
+    ({"keyword_utterances": 21}, "keyword_utterances"),
 ])  # fmt: skip
 def test_bad_parameters(kwargs, message):
     with pytest.raises(KwsError, match=message):

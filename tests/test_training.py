@@ -15,10 +15,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from kwscore.errors import KwsError
 from kwscore.models import build_model
 from kwscore.training import (
+    amp_dtype,
+    autocast,
     load_checkpoint,
+    make_grad_scaler,
     make_optimizer,
     make_scheduler,
     model_from_checkpoint,
+    pick_device,
     predict,
     save_checkpoint,
     set_seed,
@@ -291,3 +295,63 @@ def test_checkpoint_with_wrong_weights_is_refused(tmp_path):
     ckpt["model_kwargs"]["channels"] = [8, 8, 8, 8]
     with pytest.raises(KwsError, match="do not fit"):
         model_from_checkpoint(ckpt)
+
+
+# ---------------------------------------------------------------- where runs train (no GPU here)
+
+
+def test_pick_device_uses_cuda_when_present_and_the_cpu_otherwise(monkeypatch):
+    monkeypatch.delenv("KWS_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device().type == "cpu"
+    with pytest.raises(KwsError, match="no CUDA GPU"):
+        pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device().type == "cuda" and pick_device("auto").type == "cuda"
+    monkeypatch.setenv("KWS_DEVICE", "cpu")  # keep a run off the GPU
+    assert pick_device().type == "cpu"
+    monkeypatch.setenv("KWS_DEVICE", "tpu")
+    with pytest.raises(KwsError, match="Unknown device 'tpu'"):
+        pick_device()
+
+
+def test_mixed_precision_is_asked_for_on_cuda_only(monkeypatch):
+    assert amp_dtype("cpu") is None and not autocast("cpu")._enabled
+    assert not make_grad_scaler("cpu").is_enabled()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # built, never entered
+    ctx = autocast(pick_device())
+    assert (ctx.device, ctx.fast_dtype, ctx._enabled) == ("cuda", torch.float16, True)
+    assert amp_dtype("cuda") == torch.float16 and make_grad_scaler("cuda").is_enabled()
+
+
+def test_train_and_test_run_the_model_under_autocast_for_their_device(data, monkeypatch):
+    import contextlib
+
+    from kwscore import training
+
+    asked = []
+    monkeypatch.setattr(training, "autocast", lambda device: asked.append(str(device)) or contextlib.nullcontext())
+    batches = [batch for batch, _ in zip(data[1], range(2), strict=False)]
+    model = build_model("cnn", 3, channels=(4, 8))
+    train(model, batches, mel_transform(), nn.CrossEntropyLoss(), make_optimizer(model), "cpu")
+    test(model, batches, mel_transform(), "cpu")
+    assert asked == ["cpu"] * 4  # each forward pass of train() and of test()
+
+
+def test_a_loss_scaler_gives_the_same_steps(data):
+    """train()'s GradScaler path (what CUDA uses), on the CPU: scaled, unscaled, the same Adam steps."""
+    _ds, train_loader, _test_loader = data
+    batches = [batch for batch, _ in zip(train_loader, range(3), strict=False)]
+    models = []
+    for scaler in (None, torch.amp.GradScaler("cpu", init_scale=2.0**10)):
+        set_seed(0)
+        model = build_model("cnn", 3, channels=(4, 8))
+        train(model, batches, mel_transform(), nn.CrossEntropyLoss(), make_optimizer(model), "cpu", scaler=scaler)
+        models.append(model.state_dict())
+    assert scaler.get_scale() == 2.0**10  # no overflow, no skipped step
+    for key, value in models[0].items():
+        if value.is_floating_point():
+            assert torch.allclose(value, models[1][key], atol=1e-5), key
+    set_seed(0)
+    fresh = build_model("cnn", 3, channels=(4, 8)).state_dict()
+    assert not torch.allclose(fresh["classifier.weight"], models[1]["classifier.weight"])  # it did learn

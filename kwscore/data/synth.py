@@ -16,7 +16,6 @@ and renames it at the end, so an interrupted run never leaves a half dataset beh
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -39,7 +38,7 @@ import torchaudio.functional as AF
 from kwscore import audio, augment
 from kwscore.data.espeak import engine
 from kwscore.data.layout import ARCHIVE_FOLDER, dataset_folder, parse_clip_name
-from kwscore.data.words import ALL_WORDS, COMMANDS, NOISE_FOLDER
+from kwscore.data.words import ALL_WORDS, COMMANDS, NOISE_FOLDER, TASK_12_WORDS
 from kwscore.errors import KwsError
 
 GENERATOR_VERSION = 4
@@ -109,9 +108,21 @@ class SynthParams:
     utterances: int = 2
     seed: int = 0
     rooms: bool = True  # each speaker records in a simulated room, through a simulated microphone
+    #: takes per speaker of each keyword (the 10 words of the standard task, which include the 8
+    #: default commands); 0: ``utterances``. The other words only feed ``_unknown_``, which needs
+    #: about one keyword's worth of clips, so the generation budget goes to the keywords.
+    keyword_utterances: int = 0
 
     def word_list(self) -> tuple[str, ...]:
         return ALL_WORDS if self.words == "all" else COMMANDS
+
+    def takes(self, word: str) -> int:
+        """How many takes of ``word`` each speaker says."""
+        return self.keyword_utterances if self.keyword_utterances and word in TASK_12_WORDS else self.utterances
+
+    def clip_names(self, speaker: Speaker) -> list[str]:
+        """The clips one speaker records, ``word/<id>_nohash_<n>.wav``, in the order they are spoken."""
+        return [f"{w}/{speaker.id}_nohash_{n}.wav" for w in self.word_list() for n in range(self.takes(w))]
 
     def validate(self) -> None:
         if self.words not in ("all", "commands"):
@@ -120,6 +131,8 @@ class SynthParams:
             raise KwsError("Use at least 3 speakers (one each for training, validation and testing) and at most 5000.")
         if not 1 <= self.utterances <= 20:
             raise KwsError("utterances per speaker and word must be between 1 and 20.")
+        if not 0 <= self.keyword_utterances <= 20:
+            raise KwsError("keyword_utterances per speaker must be between 0 (as utterances) and 20.")
 
 
 def default_params() -> SynthParams:
@@ -301,12 +314,10 @@ def generate(
 @contextlib.contextmanager
 def _exclusive(lock_path: Path):
     """Hold an OS-level exclusive lock on ``lock_path`` (works across processes and threads)."""
-    with open(lock_path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    from kwscore.runfiles import file_lock
+
+    with file_lock(lock_path):
+        yield
 
 
 def _generate_locked(root: Path, params: SynthParams, force: bool, progress: Progress | None) -> Path:
@@ -364,9 +375,8 @@ def _write_dataset(folder: Path, params: SynthParams, progress: Progress | None)
         (folder / word).mkdir(parents=True, exist_ok=True)
     noise_dir = folder / NOISE_FOLDER
     noise_dir.mkdir()
-    total = len(speakers) * len(words) * params.utterances
-    _run_jobs(folder, params, speakers, total, progress)
-    names = [f"{w}/{s.id}_nohash_{n}.wav" for s in speakers for w in words for n in range(params.utterances)]
+    names = [name for s in speakers for name in params.clip_names(s)]
+    _run_jobs(folder, params, speakers, len(names), progress)
     val_list = sorted(n for n in names if parse_clip_name(n)[1] in val_ids)
     test_list = sorted(n for n in names if parse_clip_name(n)[1] in test_ids)
     (folder / "validation_list.txt").write_text("".join(f"{n}\n" for n in val_list))
@@ -382,7 +392,7 @@ def _write_dataset(folder: Path, params: SynthParams, progress: Progress | None)
         "counts": {
             "words": len(words),
             "speakers": len(speakers),
-            "clips": len(speakers) * len(words) * params.utterances,
+            "clips": len(names),
             "validation_clips": len(val_list),
             "testing_clips": len(test_list),
             "noises": 4,
@@ -444,15 +454,16 @@ def _pump(stream, lines: Queue) -> None:
 def _job(folder: Path, params: SynthParams, job: int) -> None:
     """One synthesis process: every clip of speakers job, job+N_JOBS, ... (the last adds the babble).
 
-    A speaker says every word ``utterances`` times; then all of their takes are "recorded" in
-    one session (:func:`record_session`): the same room, microphone and background for all of them.
+    A speaker says every word ``utterances`` times (the keywords ``keyword_utterances`` times); then
+    all of their takes are "recorded" in one session (:func:`record_session`): the same room,
+    microphone and background for all of them.
     """
     words = params.word_list()
     speakers = make_speakers(params.speakers, params.seed)
     for i in range(job, len(speakers), N_JOBS):
         speaker = speakers[i]
         rng = np.random.default_rng([params.seed, i])
-        names = [f"{word}/{speaker.id}_nohash_{n}.wav" for word in words for n in range(params.utterances)]
+        names = params.clip_names(speaker)
         takes = np.stack([place_in_second(speak(speaker, name.split("/")[0], rng), rng) for name in names])
         clips, _session = record_session(takes, rng, params.rooms)
         for name, clip in zip(names, clips, strict=True):

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -344,10 +345,11 @@ def test_a_damaged_run_folder_is_reported_never_crashes(case, tmp_path, data_roo
 
 
 @pytest.fixture(scope="module")
-def damaged_runs(tmp_path_factory, data_root) -> tuple[Path, dict[str, str]]:
+def damaged_runs(tmp_path_factory, data_root) -> Iterator[tuple[Path, dict[str, str]]]:
     root = tmp_path_factory.mktemp("damaged") / "runs"
     root.mkdir()
-    return root, write_cases(root, data_root)
+    yield root, write_cases(root, data_root)
+    jobs.stop_worker(root, stop_runs=True)  # `kwscore runs` starts one for the queued (damaged) runs
 
 
 def test_kwscore_runs_lists_every_damaged_run(damaged_runs, tmp_path):
@@ -405,7 +407,8 @@ def pages_env(kws_env, damaged_runs, monkeypatch):
     runs = Path(os.environ["KWS_RUNS_DIR"])
     shutil.copytree(root, runs, symlinks=True, ignore=shutil.ignore_patterns("worker.*", "queue.sqlite3*"),
                     copy_function=_copy_regular)  # fmt: skip
-    return runs, ids
+    yield runs, ids
+    kill_started_workers()  # the pages start a worker for the queued (damaged) runs
 
 
 def _copy_regular(src, dst):

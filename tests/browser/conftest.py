@@ -58,12 +58,12 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
 class Server:
     """A running dashboard: its URL and its data/runs folders."""
 
-    def __init__(self, data_dir: Path, runs_dir: Path) -> None:
+    def __init__(self, data_dir: Path, runs_dir: Path, script: str = "dashboard/app.py") -> None:
         self.data_dir, self.runs_dir = data_dir, runs_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "KWS_DATA_DIR": str(data_dir), "KWS_RUNS_DIR": str(runs_dir)}
-        cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(self.port),
+        cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(self.port),
                "--server.address", "127.0.0.1"]  # fmt: skip
         self.log = open(runs_dir.parent / f"streamlit-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,

@@ -10,7 +10,7 @@ from .conftest import assert_clean, open_page, wait_idle
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["", "worksheet", "explore", "spectrogram", "augmentation", "train", "runs", "try_it", "record"]
+PAGES = ["", "worksheet", "explore", "spectrogram", "augmentation", "train", "runs", "try_it", "record", "live"]
 
 #: Elements whose text must fit: widget labels, buttons, metric labels, tabs, page links, select-box values.
 CUT = """() => {
@@ -44,6 +44,20 @@ def test_nothing_is_cut_at_1280x800(small, server, path):
     assert small.evaluate(CUT) == []
     top = small.locator("[data-testid='stMain'] h1").first.bounding_box()["y"]
     assert top < 100, f"{top:.0f} px above the title"
+
+
+@pytest.mark.parametrize("path", ["spectrogram", "train"])  # the densest pages
+def test_nothing_is_cut_in_projector_mode_at_1920x1080(browser, server, path):
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        open_page(pg, server, path)
+        pg.locator("[data-testid='stSidebar'] label", has_text="Projector mode").click()
+        wait_idle(pg)
+        assert pg.evaluate(CUT) == []
+    finally:
+        context.close()
 
 
 def test_projector_mode_makes_text_and_figures_larger(small, server):
