@@ -63,7 +63,7 @@ def prepare(page, name: str, clip: Path | None = None) -> None:
         except Exception:  # noqa: BLE001 - nothing heard: the page as it is
             pass
     if name == "record":  # four takes from the fake microphone (a held-out "yes"): 3 kept, 1 to judge
-        box = page.locator("[data-testid='stMain']").get_by_label("Your name", exact=True)  # not the sidebar's
+        box = page.locator("[data-testid='stMain']").get_by_label("Speaker name", exact=True)
         box.fill("Ada")
         box.press("Enter")
         wait_idle(page)

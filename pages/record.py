@@ -94,7 +94,7 @@ left, right = st.columns([1, 1.3], gap="large")
 with left:
     if "rec_name" not in ss and identity.name():  # the name given in the sidebar: the takes are yours
         ss["rec_name"] = identity.name()
-    name = st.text_input("Your name", key="rec_name", placeholder="e.g. Ada",
+    name = st.text_input("Speaker name", key="rec_name", placeholder="e.g. Ada",
                          help="Keeps your takes together as one speaker. Only an 8-digit hash of it is stored.")  # fmt: skip
     if name.strip():
         st.caption(f"Your speaker id: `{speaker_id(name)}` (the same name always gives the same id)")

@@ -279,7 +279,7 @@ def test_the_command_line_sets_limits_and_shows_owners(runs, small_synth):
     queue(runs, small_synth, "ana", "ben")
     refused = kwscore("train", "--model", "m5", "--data", str(small_synth), "--epochs", "1", "--owner", "ana",
                       "--background")  # fmt: skip
-    assert refused.returncode == 2 and "ana already has 1 run(s) queued" in refused.stderr
+    assert refused.returncode == 2 and "ana already has 1 run(s) or experiment(s) queued" in refused.stderr
     assert "Traceback" not in refused.stderr
     try:
         listing = kwscore("runs")  # (starts a worker for the queued runs)

@@ -473,6 +473,7 @@ DETAIL_CASES = [
 
 
 def _run_of(label: str, ids: dict[str, str]) -> str:
-    short = label.rsplit(" · ", 1)[-1]
-    return next(r for r in ids.values() if r.endswith(short))
+    """The run a choice's label names: ``<label> · <short id> · <owner>``."""
+    parts = [p for p in label.split(" · ") if len(p) >= 6]
+    return next(r for r in ids.values() if any(r.endswith(p) for p in parts))
 

@@ -68,7 +68,7 @@ def test_full_path_train_watch_compare_try(page, server):
 
 def test_fake_microphone_records_a_take(page, server):
     open_page(page, server, "record")
-    name = page.get_by_label("Your name", exact=True)
+    name = page.get_by_label("Speaker name", exact=True)
     name.fill("Ada")
     name.press("Enter")
     wait_idle(page)
