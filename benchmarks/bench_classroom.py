@@ -1,12 +1,17 @@
 """Classroom load: 30 students moving Spectrogram-lab sliders and browsing while two runs train.
 
-    .venv/bin/python benchmarks/bench_classroom.py [--sessions 30] [--moves 8] [--runs 2] [--no-save]
+    .venv/bin/python benchmarks/bench_classroom.py [--sessions 30] [--moves 8] [--runs 2] [--think 4]
+                                                   [--browser-nice 19] [--no-save]
 
 One `streamlit run dashboard/app.py` server, one headless Chromium with N browser contexts (N
 independent Streamlit sessions). Each session opens the Spectrogram lab and moves the n_mels / hop
 sliders with the keyboard; we time key press -> the "Model input" shape changed and the app is idle
 (`data-test-script-state='notRunning'`). Every third move the student browses: Explore or Runs
-through the sidebar, then back to the lab (their settings must still be there). First a single
+through the sidebar, then back to the lab (their settings must still be there). Between two moves a
+student looks at the picture for ``--think`` s on average (``--think 0``: a stress test in which every
+session moves again the moment its page is redrawn, so latency grows with the number of sessions
+whatever the server does). The Chromium tabs run at ``--browser-nice`` (they stand in for the
+students' own computers but share the server's 2 cores here). First a single
 session alone (the baseline), then N at once while ``--runs`` CNN runs train at the same time
 (``KWS_WORKERS`` = runs). Reports p50/p95 slider -> redraw latency, the errors seen (exception
 elements, page errors, timeouts, lost settings: must be 0), the server's memory (RSS before, peak
@@ -67,9 +72,13 @@ async def browse(page, target: str, errors: list[str]) -> None:
 
 
 async def student(browser, url: str, moves: int, latencies: list[float], errors: list[str],
-                  browsing: bool = True, delay: float = 0.0) -> None:  # fmt: skip
+                  browsing: bool = True, delay: float = 0.0, think: float = 0.0) -> None:  # fmt: skip
     """One session: after ``delay`` s, open the Spectrogram lab, then move sliders ``moves`` times,
-    browsing in between."""
+    browsing in between, looking at the picture for ``think`` s on average (uniform 0.5–1.5×) between
+    moves (0: the next move as soon as the page is redrawn, a stress test)."""
+    import random
+
+    pause = random.Random(int(delay * 1000))
     await asyncio.sleep(delay)
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
@@ -85,6 +94,8 @@ async def student(browser, url: str, moves: int, latencies: list[float], errors:
                 await page.wait_for_function(f"() => ({MODEL_INPUT_JS})", timeout=120_000)
                 if await page.evaluate(MODEL_INPUT_JS) != shape:
                     errors.append(f"settings lost after browsing: {shape} -> {await page.evaluate(MODEL_INPUT_JS)}")
+            if think and i:
+                await asyncio.sleep(think * pause.uniform(0.5, 1.5))
             slider_ = slider(page, "n_mels" if i % 2 == 0 else "hop_length")
             await slider_.focus()
             before = await page.evaluate(MODEL_INPUT_JS)
@@ -118,8 +129,8 @@ def chromium_at(nice: int, folder: Path) -> str:
     return str(wrapper)
 
 
-async def round_of(url: str, sessions: int, moves: int, pid: int, ramp: float = 0.0, chromium: str = CHROMIUM
-                   ) -> tuple[list[float], list[str], float, float]:  # fmt: skip
+async def round_of(url: str, sessions: int, moves: int, pid: int, ramp: float = 0.0, chromium: str = CHROMIUM,
+                   think: float = 0.0) -> tuple[list[float], list[str], float, float]:  # fmt: skip
     """N students, arriving evenly over ``ramp`` seconds; returns latencies, errors, wall seconds and the
     server's peak RSS (MiB)."""
     from playwright.async_api import async_playwright
@@ -137,7 +148,7 @@ async def round_of(url: str, sessions: int, moves: int, pid: int, ramp: float = 
         browser = await p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         watcher = asyncio.create_task(watch_memory())
         t0 = time.perf_counter()
-        await asyncio.gather(*(student(browser, url, moves, latencies, errors, delay=i * ramp / sessions)
+        await asyncio.gather(*(student(browser, url, moves, latencies, errors, delay=i * ramp / sessions, think=think)
                                for i in range(sessions)))  # fmt: skip
         wall = time.perf_counter() - t0
         watcher.cancel()
@@ -160,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--browser-nice", type=int, default=19,
                     help="run the Chromium tabs this many steps below normal CPU priority (they stand in for the "
                     "students' own computers; 0: compete with the server as equals)")  # fmt: skip
+    ap.add_argument("--think", type=float, default=4.0,
+                    help="seconds a student looks at the picture between two moves, on average (0: no pause, a "
+                    "stress test where every session moves again the moment its page is redrawn)")  # fmt: skip
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
 
@@ -192,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             rss_before = rss_mb(server.proc.pid)
             load_before = Path("/proc/loadavg").read_text().split()[:3]
             many, many_err, wall, rss_peak = asyncio.run(
-                round_of(server.url, args.sessions, args.moves, server.proc.pid, args.ramp, chromium)
+                round_of(server.url, args.sessions, args.moves, server.proc.pid, args.ramp, chromium, args.think)
             )
             rss_after = rss_mb(server.proc.pid)
             load_after = Path("/proc/loadavg").read_text().split()[:3]
@@ -207,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{machine()}.\n\nOne server on the embedded dataset ({n_clips:,} clips), Spectrogram lab, key press → page idle, "
         f"{args.sessions} students arriving over {args.ramp:g} s, "
         f"their Chromium tabs on the same 2 cores at nice {args.browser_nice} (the server at 0, trainings at +10), "
-        f"{args.moves} slider moves per session, every third move preceded by a visit to Explore or Runs and "
+        f"{args.moves} slider moves per session "
+        f"({f'about {args.think:g} s apart (0.5–1.5×)' if args.think else 'each the moment the page is redrawn'}), every third move preceded by a visit to Explore or Runs and "
         f"back; training at the same time: "
         f"{'none' if not args.runs else f'{args.runs} CNN runs on the embedded data (states during the test: ' + ', '.join(map(str, states)) + ')'}. "
         f"Load average (1/5/15 min) {' '.join(load_before)} before the {args.sessions} sessions, "
