@@ -112,6 +112,7 @@ def test_live_page_hears_every_word_in_order(server, browser, shared_real, cnn_r
         page.goto(f"{server.url}/live")
         page.wait_for_selector(IDLE)
         page.get_by_text("Press Start above to listen").wait_for()
+        page.locator("[data-kws-heard='nothing']").wait_for()  # st.html may be drawn just after the text
         assert page.locator("[data-kws-heard='nothing']").count() == 1
         frame = page.frame_locator("iframe[title*='streamlit_webrtc']")
         cpu0, wall0 = cpu_seconds(server.proc.pid), time.monotonic()
