@@ -359,9 +359,9 @@ with summary:
         )  # fmt: skip
         st.dataframe(
             layers, hide_index=True, height=min(36 + 35 * len(layers), 280), width="stretch",
-            column_config={"layer": st.column_config.TextColumn(width=130), "type": st.column_config.TextColumn(width=95),
-                           "output shape": st.column_config.TextColumn(width=95),
-                           "parameters": st.column_config.NumberColumn(format="localized", width=80)},
+            column_config={"layer": st.column_config.TextColumn(width=122), "type": st.column_config.TextColumn(width=88),
+                           "output shape": st.column_config.TextColumn(width=88),
+                           "parameters": st.column_config.NumberColumn("params", format="localized", width=66)},
         )  # fmt: skip
         n_train = sum(info.clips["training"].get(w, 0) for w in labels)
         approx = max(1, round(n_train * float(fraction))) if fraction < 1 else n_train
