@@ -9,7 +9,7 @@ absent), and deletes it afterwards. Then, each in a fresh child process (peak RS
 
 - **cache**: ``SpeechCommands(root, None, "35", cache=True).preload()`` — every clip in the dataset
   cache (16-bit samples);
-- **prepare CNN**: ``runner.prepare_data`` of the CNN recipe on all 35 words — the training and
+- **prepare CNN**: ``training_data.prepare_data`` of the CNN recipe on all 35 words — the training and
   validation splits a run holds in memory;
 - **epoch CNN / epoch M5** (on the largest size up to 50k training clips): ``prepare_data`` plus one
   training epoch of the recipe (its batch size, augmentation and threads) on the CPU.
@@ -151,8 +151,10 @@ def child(kind: str, root: str, train_clips: int) -> dict:
     import torch
 
     from kwscore.data.dataset import SpeechCommands
-    from kwscore.runner import _build, default_config, prepare_data
+    from kwscore.recipes import default_config
+    from kwscore.runner import _build
     from kwscore.training import pick_device, train
+    from kwscore.training_data import prepare_data
 
     base_mb = peak_rss_mb()
     t0 = time.perf_counter()
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if rows:
         body += (
             "\nEach row is a fresh process; peak RSS is its VmHWM (with ~0.5 GB of Python + PyTorch + kwscore). "
-            "*cache*: every clip preloaded into `SpeechCommands(cache=True)`; *prepare cnn*: `runner.prepare_data` "
+            "*cache*: every clip preloaded into `SpeechCommands(cache=True)`; *prepare cnn*: `training_data.prepare_data` "
             "of the CNN recipe (all 35 words: the training + validation splits a run holds). Target: the full set "
             "in ≤ 4,000 MB (MB = 10**6 bytes, KB = 10**3).\n\n"
             "| dataset clips | what | clips held | time s | clips/s | peak RSS MB | KB per clip above start |\n"

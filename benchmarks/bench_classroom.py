@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from kwscore import jobs
     from kwscore.data.synth import default_params, generate
-    from kwscore.runner import default_config
+    from kwscore.recipes import default_config
 
     with tempfile.TemporaryDirectory() as tmp:
         data, runs = Path(tmp) / "data", Path(tmp) / "runs"

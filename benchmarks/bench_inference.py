@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import append_results, machine, time_it  # noqa: E402
 
-from kwscore.evaluation import build_transform, transform_config  # noqa: E402
 from kwscore.export import KeywordSpotter, _export_onnx, _export_torchscript, load_exported  # noqa: E402
+from kwscore.features import build_transform, transform_config  # noqa: E402
 from kwscore.inference import Predictor  # noqa: E402
 from kwscore.models import build_model, count_parameters  # noqa: E402
-from kwscore.runner import default_config  # noqa: E402
+from kwscore.recipes import default_config  # noqa: E402
 from kwscore.streaming import StreamConfig  # noqa: E402
 
 SR = 16000

@@ -5,16 +5,18 @@
 In the browser (what a student waits for): two `streamlit run` servers, the dashboard and the
 trivial page (written to a temporary file), one headless Chromium. Key press on the n_mels slider
 (ArrowRight / ArrowLeft) -> the chart's title shows the new value and the app is idle
-(``data-test-script-state='notRunning'``), the same on the floor page's slider; the two pages take
-turns, so both are measured under the same load in one run. The ratio lab / floor is the goal
-(issue #12: <= 1.3x).
+(``data-test-script-state='notRunning'``), the same on the floor page's slider, and on the lab in a
+second session with "Look closer" open; the pages take turns, so all are measured under the same
+load in one run. The ratio lab / floor, the lab as a student first sees it, is the goal (issue #12:
+<= 1.3x).
 
 Both pages run under ``streamlit.testing.v1.AppTest`` (the real script, no browser): set a widget's
 value, ``.run()``, time it. AppTest compiles the entry script and the page again on every run (a
 fresh ``ScriptCache`` per run: ~60 ms for a 300-line page on a busy 2-core machine), which the server
 does only once, so each page is timed twice: as AppTest does it, and with one script cache kept
 across reruns, as ``streamlit run`` does. The Spectrogram lab moves a different setting each rerun (hop, n_mels,
-window length, n_fft, f_max, top_db, window function, round and round); the trivial page (written to
+window length, n_fft, f_max, top_db, window function, round and round), first as a student sees it
+("Look closer" closed), then with each "Look closer" tab open; the trivial page (written to
 a temporary file: one slider -> one 40 x 101 plotly heatmap) is the floor any Streamlit page pays.
 The ratio says how much our page adds. The Explore and Augmentation pages and the bare Mel
 computation are timed as well. Uses the embedded dataset under ``KWS_DATA_DIR`` (made if missing).
@@ -120,21 +122,25 @@ def browser_times(trivial_path: Path, moves: int) -> dict[str, list[float]]:
     runs.mkdir(exist_ok=True)
     lab_server = Server(paths.data_dir(), runs)
     floor_server = Server(paths.data_dir(), runs, script=str(trivial_path))
-    times: dict[str, list[float]] = {"lab": [], "floor": []}
+    times: dict[str, list[float]] = {"lab": [], "floor": [], "lab, look closer": []}
+    urls = {"lab": f"{lab_server.url}/spectrogram", "floor": floor_server.url, "lab, look closer": f"{lab_server.url}/spectrogram"}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             pages, sliders = {}, {}
-            for name, url in (("lab", f"{lab_server.url}/spectrogram"), ("floor", floor_server.url)):
+            for name, url in urls.items():
                 page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
                 page.goto(url, timeout=120_000)
                 page.wait_for_selector(f"{IDLE} [data-testid='stPlotlyChart'] .gtitle", timeout=120_000)
+                if name == "lab, look closer":  # a second session with "Look closer" open at its first tab
+                    page.get_by_text("Look closer").first.click()
+                    page.wait_for_selector(f"{IDLE} :text('worked out')", timeout=60_000)
                 pages[name] = page
-                found = page.locator(SLIDER).filter(has_text="n_mels") if name == "lab" else page.locator(SLIDER)
+                found = page.locator(SLIDER).filter(has_text="n_mels") if name != "floor" else page.locator(SLIDER)
                 sliders[name] = found.first.locator("input[type='range']")
             for i in range(moves + 2):  # two warm-up moves each
                 key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
-                for name in ("lab", "floor"):
+                for name in times:
                     ms = key_to_idle(pages[name], sliders[name], key)
                     if i >= 2:
                         times[name].append(ms)
@@ -186,7 +192,9 @@ def main() -> None:
 
     # With the cache kept from here on: the other side views of the Spectrogram lab, the other pages.
     views = {}
-    for view in ("Default vs yours", "Mel filterbank", "Linear STFT vs Mel", "Sample rate: what M5 hears"):
+    spec.session_state["spec_look"] = True  # the "Look closer" expander (closed as a student first sees the lab)
+    for view in ("The numbers behind the picture", "Default vs yours", "Mel filterbank", "Linear STFT vs Mel",
+                 "Sample rate: what M5 hears"):  # fmt: skip
         spec.session_state["spec_view"] = view
         spec.run()
         views[view] = time_reruns(spec, spectrogram_move, max(7, args.runs // 3))
@@ -213,13 +221,15 @@ def main() -> None:
     if browser:
         b_lab, b_floor = statistics.median(browser["lab"]), statistics.median(browser["floor"])
         lines += [
-            "In Chromium: key press on a slider -> the chart redrawn and the app idle, the two pages in turns "
-            "(one run, same load). Lab: the n_mels slider, the page as a student first sees it.",
+            "In Chromium: key press on a slider -> the chart redrawn and the app idle, the pages in turns "
+            "(one run, same load). Lab: the n_mels slider, the page as a student first sees it ('Look closer' "
+            "and the code closed), and in a second session with 'Look closer' open at its first tab.",
             "",
             "| page, slider | median ms | p90 ms | fastest ms | presses | vs floor |",
             "|---|---:|---:|---:|---:|---:|",
             row("trivial one-slider plotly page (floor)", browser["floor"], None),
             row("**Spectrogram lab, n_mels**", browser["lab"], b_floor),
+            row("Spectrogram lab, n_mels, 'Look closer' open (the numbers)", browser["lab, look closer"], b_floor),
             "",
             f"**Browser ratio lab / floor: {b_lab / b_floor:.2f}×** (goal ≤ 1.3×).",
             "",
@@ -228,7 +238,8 @@ def main() -> None:
         "Server-side time of one rerun under AppTest (set a widget, `.run()`; the whole app: entry "
         "point, sidebar, page). The trivial page is one slider -> one 40 × 101 plotly heatmap. The "
         "Spectrogram lab moves a different setting each rerun (hop, n_mels, window, n_fft, f_max, "
-        "top_db, window function) with the first 'Look closer' tab open (the numbers: text). "
+        "top_db, window function), the page as a student first sees it ('Look closer' and the code closed), "
+        "then with 'Look closer' open at each of its tabs. "
         "\"AppTest as is\" recompiles both scripts every rerun; \"script cache kept\" reuses the "
         "compiled scripts, as `streamlit run` does.",
         "",
@@ -238,7 +249,7 @@ def main() -> None:
         row("Spectrogram lab, AppTest as is", results["spectrogram, AppTest as is"], floor_as_is),
         row("trivial one-slider plotly page, script cache kept (floor)", results["trivial, script cache kept"], None),
         row("**Spectrogram lab, script cache kept**", results["spectrogram, script cache kept"], floor),
-        *(row(f"Spectrogram lab, view '{v}' open, script cache kept", t, floor) for v, t in views.items()),
+        *(row(f"Spectrogram lab, 'Look closer' open at '{v}', script cache kept", t, floor) for v, t in views.items()),
         row("Explore, another word, script cache kept", explore_times, floor),
         row("Augmentation lab, 'Draw again' (standard recipe), script cache kept", aug_times, floor),
         "",

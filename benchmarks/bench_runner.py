@@ -27,8 +27,9 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from kwscore.data.dataset import SpeechCommands  # noqa: E402
 from kwscore.models import build_model  # noqa: E402
-from kwscore.runner import default_config, prepare_data  # noqa: E402
+from kwscore.recipes import default_config  # noqa: E402
 from kwscore.training import make_optimizer, train  # noqa: E402
+from kwscore.training_data import prepare_data  # noqa: E402
 
 SHARED_REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "speech-commands-real"
 

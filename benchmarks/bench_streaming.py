@@ -56,7 +56,8 @@ def trained_run(run: str | None) -> Path:
     if (folder / "best.pt").is_file() and (folder / "report.json").is_file():
         print(f"reusing {folder}")
         return folder
-    from kwscore.runner import default_config, run_training
+    from kwscore.recipes import default_config
+    from kwscore.runner import run_training
 
     config = default_config("cnn", data=str(SHARED_REAL))
     print(f"training the default CNN recipe on {SHARED_REAL} (several minutes) ...", flush=True)

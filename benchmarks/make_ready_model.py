@@ -42,8 +42,8 @@ from kwscore.data.dataset import SpeechCommands  # noqa: E402
 from kwscore.data.synth import GENERATOR_VERSION, SynthParams, generate, read_manifest  # noqa: E402
 from kwscore.data.words import COMMANDS  # noqa: E402
 from kwscore.errors import KwsError  # noqa: E402
+from kwscore.recipes import default_config  # noqa: E402
 from kwscore.runfiles import RunFiles, write_json  # noqa: E402
-from kwscore.runner import default_config  # noqa: E402
 
 COMMAND = "python benchmarks/make_ready_model.py"
 TITLE = "Ready model (embedded data)"

@@ -44,7 +44,8 @@ from kwscore.data.synth import SynthParams, generate, read_manifest  # noqa: E40
 from kwscore.data.words import COMMANDS  # noqa: E402
 from kwscore.evaluation import evaluate, load_run_model  # noqa: E402
 from kwscore.labels import NON_KEYWORDS, with_non_keywords  # noqa: E402
-from kwscore.runner import default_config, run_training  # noqa: E402
+from kwscore.recipes import default_config  # noqa: E402
+from kwscore.runner import run_training  # noqa: E402
 
 SHARED_REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "speech-commands-real"
 GOALS = {"cnn": 0.85, "m5": 0.75}  # real accuracy, trained on the embedded data only
@@ -150,13 +151,17 @@ COMPARISONS = [
 def section_compare(params: SynthParams, args, overrides: dict) -> None:
     embedded, _ = embedded_set(params, args.cache)
     rows = []
+    scores: dict[str, float] = {}  # the same training asked twice (the recipe is B of several questions) runs once
     for question, a, b, model in COMPARISONS:
         cells = []
         for name, data in (("embedded", embedded), ("real", SHARED_REAL)):
             accs = []
             for opts, m in ((a, model[0] if isinstance(model, tuple) else model), (b, model[1] if isinstance(model, tuple) else model)):
-                run_dir, _report, _wall = train(m, data, **{**overrides, **opts})
-                accs.append(command_accuracy(run_dir, data, "testing")[0])
+                key = json.dumps([m, str(data), {**overrides, **opts}], sort_keys=True)
+                if key not in scores:
+                    run_dir, _report, _wall = train(m, data, **{**overrides, **opts})
+                    scores[key] = command_accuracy(run_dir, data, "testing")[0]
+                accs.append(scores[key])
             cells.append((name, accs))
         signs = [("B" if acc_b > acc_a else "A") for _, (acc_a, acc_b) in cells]
         rows.append(

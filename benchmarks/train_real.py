@@ -51,8 +51,10 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from kwscore.data.dataset import SpeechCommands  # noqa: E402
 from kwscore.models import build_model  # noqa: E402
-from kwscore.runner import RECIPES, default_config, prepare_data, run_training  # noqa: E402
+from kwscore.recipes import RECIPES, default_config  # noqa: E402
+from kwscore.runner import run_training  # noqa: E402
 from kwscore.training import make_optimizer, train  # noqa: E402
+from kwscore.training_data import prepare_data  # noqa: E402
 from tests.tutorial import TutorialM5  # noqa: E402
 
 SHARED_REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "speech-commands-real"

@@ -22,9 +22,9 @@ import torch
 from dashboard import datasets
 from dashboard.style import md_escape
 from kwscore import audio
+from kwscore.audio import SAMPLE_RATE
 from kwscore.augment import load_noises
 from kwscore.data.clips import Clip, ClipIndex, scan_clips
-from kwscore.data.dataset import SAMPLE_RATE
 from kwscore.data.layout import dataset_folder, noise_files
 from kwscore.data.words import NOISE_FOLDER
 from kwscore.errors import KwsError

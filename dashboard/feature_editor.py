@@ -73,6 +73,14 @@ def widget_values(c: FeatureConfig) -> dict[str, object]:
     }
 
 
+def _set(key: str, value: object) -> None:
+    """Write a widget's value only when it differs: a written value is sent again with the widget
+    (``set_value``) and re-applied by the browser on every rerun, which costs redraws."""
+    ss = st.session_state
+    if key not in ss or ss[key] != value:
+        ss[key] = value
+
+
 def feature_config() -> FeatureConfig:
     """The front end chosen in the Spectrogram lab or on Train (the default FeatureConfig until then)."""
     data = st.session_state.get(FEATURE_KEY)
@@ -164,6 +172,7 @@ class FeatureEditor:
         self.prefix = prefix
         self.keys = {name: f"{prefix}_{suffix}" for name, suffix in FIELDS.items()}
         self.synced = f"_{prefix}_fe_synced"
+        self.ranges = f"_{prefix}_fe_ranges"  #: widget key -> (lo, hi) of the slider drawn last
 
     # -- state --------------------------------------------------------------------------------
     def _from_widgets(self, base: FeatureConfig) -> FeatureConfig:
@@ -172,7 +181,7 @@ class FeatureEditor:
 
     def _write(self, c: FeatureConfig) -> None:
         for name, value in widget_values(c).items():
-            st.session_state[self.keys[name]] = value
+            _set(self.keys[name], value)
 
     def read(self, free: bool = False) -> EditorState:
         """The settings the widgets hold (filled from the carried config when it changed elsewhere),
@@ -196,17 +205,24 @@ class FeatureEditor:
     def _slider(self, label: str, name: str, lo: int, hi: int, step: int, help: str) -> None:
         """An int slider, or a line of text when only one value fits (a slider needs lo < hi)."""
         ss, key = st.session_state, self.keys[name]
+        drawn = ss.setdefault(self.ranges, {})
         if lo >= hi:
-            ss[key] = lo
+            _set(key, lo)
+            drawn.pop(key, None)
             st.markdown(f"{label}  \n:gray[only {lo} fits the other settings]")
             return
-        # Always (re)write the value: when lo/hi move, Streamlit sees a new widget, which would
-        # otherwise start again at its default (lo) instead of the value the student chose.
-        ss[key] = min(max(int(ss[key]), lo), hi)
+        # When lo/hi move, Streamlit sees a new widget, which would otherwise start again at its
+        # default (lo) instead of the value the student chose: then the value is written again.
+        value = min(max(int(ss[key]), lo), hi)
+        if drawn.get(key) != (lo, hi):
+            ss[key] = value
+            drawn[key] = (lo, hi)
+        else:
+            _set(key, value)
         st.slider(label, min_value=lo, max_value=hi, step=step, key=key, help=help)
 
-    def draw(self, state: EditorState, *, presets: bool = True) -> FeatureConfig:
-        """Draw the widgets for ``state``; return the config they hold afterwards."""
+    def draw(self, state: EditorState, *, presets: bool = True, heading: str = "") -> FeatureConfig:
+        """Draw the widgets for ``state`` (under ``heading``, markdown); return the config they hold afterwards."""
         c, ss = state.config, st.session_state
         ms = 1000.0 / c.sample_rate
         if state.free or state.problems:  # full ranges: every combination can be tried
@@ -217,13 +233,16 @@ class FeatureEditor:
             win_hi, hop_hi = r.win_length[1], r.hop_length[1]
             fmin_hi = int(r.f_min[1]) // F_STEP * F_STEP
             fmax_lo = -(-int(r.f_max[0]) // F_STEP) * F_STEP
-        if presets:
+        if heading:  # one element with the "Now:" line: fewer to send and redraw on every move
+            st.markdown(heading + (f"  \n:small[:gray[Now: **{preset_title(c)}**. Start from:]]" if presets else ""))
+        elif presets:
             st.caption(f"Now: **{preset_title(c)}**. Start from:")
+        if presets:
             for name, text in (("torchaudio", "torchaudio's defaults"), ("classic", "Classic 40-band")):
                 st.button(text, key=f"{self.prefix}_preset_{name}", on_click=self.load_preset, args=(name,),
                           width="stretch", help=PRESET_TITLES[name], disabled=preset_name(c) == name)  # fmt: skip
         power2 = c.n_fft & (c.n_fft - 1) == 0
-        ss[self.keys["n_fft"]] = min(max(int(ss[self.keys["n_fft"]]), N_FFT_RANGE[0]), N_FFT_RANGE[1])
+        _set(self.keys["n_fft"], min(max(int(ss[self.keys["n_fft"]]), N_FFT_RANGE[0]), N_FFT_RANGE[1]))
         st.number_input(
             f"n_fft: {c.n_fft}-point FFT → {c.n_freqs} bins",
             min_value=N_FFT_RANGE[0], max_value=N_FFT_RANGE[1], step=1, key=self.keys["n_fft"],

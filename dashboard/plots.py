@@ -20,7 +20,8 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 import torch
 
-from kwscore.data.info import SPLITS, DatasetInfo
+from kwscore.data.dataset import SUBSETS
+from kwscore.data.info import DatasetInfo
 from kwscore.features import FeatureConfig, fft_bin_hz, mel_centre_hz, mel_filterbank
 
 #: Magma (perceptually uniform: quiet is dark, loud is bright) spelled as ``rgb(...)`` stops.
@@ -360,7 +361,7 @@ def clips_per_word(info: DatasetInfo, words: Sequence[str] | None = None, *, hei
     words = list(words or info.words)
     data = [
         {"type": "bar", "name": s, "x": words, "y": [info.clips[s][w] for w in words], "marker": {"color": SPLIT_COLORS[s]}}
-        for s in SPLITS
+        for s in SUBSETS
     ]
     layout = _layout(
         title="Clips per word and split",
@@ -376,14 +377,14 @@ def clips_per_word(info: DatasetInfo, words: Sequence[str] | None = None, *, hei
 
 def speakers_per_split(info: DatasetInfo, *, height: int = 300) -> go.Figure:
     """Bars: how many different speakers each split holds (they never overlap)."""
-    counts = [len(info.speakers[s]) for s in SPLITS]
+    counts = [len(info.speakers[s]) for s in SUBSETS]
     trace = {
         "type": "bar",
-        "x": list(SPLITS),
+        "x": list(SUBSETS),
         "y": counts,
         "text": counts,
         "textposition": "auto",
-        "marker": {"color": [SPLIT_COLORS[s] for s in SPLITS]},
+        "marker": {"color": [SPLIT_COLORS[s] for s in SUBSETS]},
     }
     layout = _layout(title="Speakers per split", height=height, x_title="", y_title="Speakers")
     return go.Figure(data=[trace], layout=layout)

@@ -17,13 +17,10 @@ import torch
 
 from dashboard import clips, datasets
 from kwscore import audio
-from kwscore.data.dataset import SAMPLE_RATE
+from kwscore.audio import SAMPLE_RATE
 from kwscore.data.layout import word_folders
 from kwscore.errors import KwsError
 from kwscore.features import FeatureConfig
-from kwscore.runfiles import ACTIVE_STATES
-
-__all__ = ["ACTIVE_STATES"]  # re-exported: pages poll while a run is in one of these states
 
 #: Colour and Material icon of each state, for badges in Markdown (``:green-badge[...]``).
 STATE_STYLE = {
@@ -31,7 +28,8 @@ STATE_STYLE = {
     "succeeded": ("green", "check_circle"), "failed": ("red", "error"), "cancelled": ("orange", "stop_circle"),
     "unreadable": ("red", "warning"),
 }  # fmt: skip
-#: How a run without an owner (launched from the command line, the ready model, before names) is shown.
+#: How a run without an owner (launched from the command line, or before names) is shown. The ready
+#: model shipped with kwscore is shown as :data:`kwscore.pretrained.OWNER` instead.
 NO_OWNER = "no name"
 
 
@@ -73,8 +71,11 @@ def all_runs() -> list:
 
 
 def owner_text(info) -> str:
-    """Who launched the run: the student's name, or ``"no name"``."""
-    return (getattr(info, "owner", "") or "").strip() or NO_OWNER
+    """Who launched the run: the student's name, ``"KWS Studio (ready model)"`` for the shipped ready
+    model, or ``"no name"``."""
+    from kwscore.pretrained import owner_of
+
+    return owner_of(info) or NO_OWNER
 
 
 def queue_positions(infos: list | None = None) -> dict:
@@ -299,15 +300,14 @@ def run_n_params(info) -> int | None:
 def model_input_view(config: dict, waveform: torch.Tensor) -> tuple[torch.Tensor, FeatureConfig, str]:
     """What a run's model gets from one 16 kHz clip, as a picture: ``(spectrogram, its config, kind)``.
 
-    The clip goes through the run's own front end (:func:`kwscore.evaluation.build_transform`, the
+    The clip goes through the run's own front end (:func:`kwscore.features.build_transform`, the
     one stored in its checkpoints). Mel models (``kind="mel"``): that output *is* the picture — the
     (normalised) dB Mel spectrogram. Waveform models (``"waveform"``): they get samples at their
     rate (8 kHz for the tutorial's M5, 16 kHz for the tuned recipe), shown as a linear dB
     spectrogram of that resampled clip (empty above Nyquist).
     """
-    from kwscore.evaluation import build_transform, transform_config
-    from kwscore.features import linear_spectrogram_db
-    from kwscore.runner import RunConfig
+    from kwscore.features import build_transform, linear_spectrogram_db, transform_config
+    from kwscore.recipes import RunConfig
 
     rc = RunConfig.from_dict(config)
     clip = audio.fix_length(waveform, SAMPLE_RATE).unsqueeze(0)  # [1, 1, 16000]

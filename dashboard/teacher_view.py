@@ -17,6 +17,7 @@ from dashboard import datasets, identity, run_views, ui
 from kwscore import classroom, jobs
 from kwscore.errors import KwsError
 from kwscore.models import MODEL_INFO
+from kwscore.runfiles import ACTIVE_STATES
 
 ss = st.session_state
 SELECTED = "teacher_selected"  #: run ids ticked in the class table
@@ -146,7 +147,7 @@ def class_runs(polling: bool) -> None:
     infos = run_views.all_runs()
     queue = run_views.queue_positions(infos)
     infos = sort_for_teacher(infos, queue)
-    active = [i for i in infos if i.state in run_views.ACTIVE_STATES]
+    active = [i for i in infos if i.state in ACTIVE_STATES]
     owners = sorted({i.owner for i in infos if i.owner})
     m = st.columns(4)
     m[0].metric("Students with runs", len(owners))
@@ -171,7 +172,7 @@ def class_runs(polling: bool) -> None:
     ss[SELECTED] = chosen
     by_id = {i.run_id: i for i in infos}
     c1, c2, c3, _ = st.columns([1, 1, 1.3, 1.2])
-    to_cancel = [r for r in chosen if by_id[r].state in run_views.ACTIVE_STATES]
+    to_cancel = [r for r in chosen if by_id[r].state in ACTIVE_STATES]
     c1.button(f"Cancel {len(to_cancel)} run(s)" if to_cancel else "Cancel", icon=":material/stop_circle:",
               disabled=not to_cancel, on_click=_act, args=("cancel", to_cancel), width="stretch", key="teacher_cancel",
               help="Tick runs in the table first: queued ones never start, training ones stop at their next step.")  # fmt: skip
@@ -250,7 +251,7 @@ def show() -> None:
     kind, text = ss.pop(MESSAGE, (None, None))
     if kind:
         getattr(st, kind)(text)
-    polling = any(i.state in run_views.ACTIVE_STATES for i in run_views.all_runs())
+    polling = any(i.state in ACTIVE_STATES for i in run_views.all_runs())
     st.subheader("The class's runs")
     st.fragment(class_runs, run_every="2s" if polling else None)(polling)
     st.subheader("Class limits")

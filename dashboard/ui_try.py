@@ -18,7 +18,7 @@ import torch
 
 from dashboard import run_views, ui
 from kwscore import audio
-from kwscore.data.dataset import SAMPLE_RATE
+from kwscore.audio import SAMPLE_RATE
 from kwscore.errors import KwsError
 from kwscore.inference import CONFIDENT, AudioInput, Prediction, Predictor, loudest_second, read_audio
 from kwscore.labels import display_label, is_keyword
@@ -134,7 +134,7 @@ ONE_WORD_S = 1.0
 
 def sound_seconds(waveform: torch.Tensor) -> float:
     """How long the sound in a 16 kHz recording lasts once leading/trailing silence is trimmed."""
-    from kwscore.userdata import trim_silence
+    from kwscore.audio import trim_silence
 
     return trim_silence(waveform, SAMPLE_RATE, pad_ms=0.0).shape[-1] / SAMPLE_RATE
 

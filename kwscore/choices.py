@@ -3,7 +3,7 @@
 The Spectrogram lab, the Train and Runs pages and the ``kwscore`` command line all offer these
 lists; they read them from here so that a new recipe or rate shows up everywhere at once.
 
-A *recipe* is a key of :data:`kwscore.runner.RECIPES`: usually a model's name (``"m5"``, its tuned
+A *recipe* is a key of :data:`kwscore.recipes.RECIPES`: usually a model's name (``"m5"``, its tuned
 recipe), or a named variant (``"m5tutorial"``: M5 exactly as the PyTorch tutorial trains it).
 """
 
@@ -44,7 +44,7 @@ AUGMENT_RECIPE, AUGMENT_LAB = "recipe", "lab"
 
 def recipe_model(key: str) -> str:
     """The model a recipe trains (``"m5tutorial"`` -> ``"m5"``)."""
-    from kwscore.runner import RECIPES
+    from kwscore.recipes import RECIPES
 
     norm = str(key).lower().replace("-", "").replace("_", "")
     if norm not in RECIPES:
@@ -83,7 +83,7 @@ def augment_choice_label(choice: str, lab_name: str | None = None) -> str:
 
 def augment_value(choice: str, lab: AugmentConfig | None = None) -> str | dict:
     """A run config's ``augment`` for a menu choice (a preset name or an AugmentConfig dict)."""
-    from kwscore.runner import RECIPE_AUGMENT
+    from kwscore.recipes import RECIPE_AUGMENT
 
     if choice == AUGMENT_RECIPE:
         return RECIPE_AUGMENT

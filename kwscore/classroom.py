@@ -1,7 +1,7 @@
 """Serving a class: the teacher's limits on students' runs, and the teacher key.
 
 One server (or several workers sharing one runs folder) trains the runs of a whole class. Each run
-records its ``owner`` (the name the student gave, :attr:`kwscore.runner.RunConfig.owner`); the
+records its ``owner`` (the name the student gave, :attr:`kwscore.recipes.RunConfig.owner`); the
 teacher sets limits that every student's launch is checked against (:func:`check_launch`):
 
 - how many runs a student may have queued or training at once (default 2),

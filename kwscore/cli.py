@@ -15,6 +15,11 @@
     kwscore class   [--max-queued N] [--max-epochs N] [--max-minutes M] [--models m5,cnn] [--datasets NAME,...]
                     [--concurrency N] [--hide-answers | --show-answers] [--reset] [--teacher-key] [--runs-dir DIR]
     kwscore cancel  RUN [--runs-dir DIR]
+    kwscore experiment launch [--model m5] [--fractions 0.1,0.25,0.5,1] [--augment recipe|light|standard|strong]
+                              [--epochs N] [--seed S] [--fraction-by speaker|stratified] [--data ROOT] [--owner NAME]
+                              [--dry-run]   (can augmentation make up for less data? 2 runs per fraction)
+    kwscore experiment show [ID] [--json]   (test accuracy per fraction, without and with augmentation)
+    kwscore experiment list
     kwscore detect  RUN FILE [--json] [--hop S] [--smooth S] [--threshold P] [--refractory S]  (any length)
     kwscore stream-eval RUN [--minutes 10] [--snr 10] [--data ROOT] [--wav F --truth T] [--target 1] [--store]
     kwscore export  RUN --format torchscript|onnx [--out DIR]
@@ -47,13 +52,16 @@ def _progress_bar(total: int, desc: str):
 
 # ---------------------------------------------------------------- data
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from kwscore.data.synth import SynthParams, default_params, generate, is_complete
+    from dataclasses import replace
+
+    from kwscore.data.synth import default_params, generate, is_complete
 
     defaults = default_params()
-    params = SynthParams(
-        speakers=args.speakers or defaults.speakers, words=args.words, utterances=args.utterances or defaults.utterances,
-        seed=args.seed,
-    )
+    keyword_takes = defaults.keyword_utterances if args.keyword_utterances is None else args.keyword_utterances
+    params = replace(
+        defaults, speakers=args.speakers or defaults.speakers, words=args.words,
+        utterances=args.utterances or defaults.utterances, keyword_utterances=keyword_takes, seed=args.seed,
+    )  # fmt: skip
     params.validate()
     root = args.root or paths.synth_root()
     if is_complete(root, params) and not args.force:
@@ -137,7 +145,7 @@ def _field_type(cls, name: str):
 
 def _add_field_flags(p: argparse.ArgumentParser) -> None:
     from kwscore.features import FeatureConfig
-    from kwscore.runner import RunConfig
+    from kwscore.recipes import RunConfig
 
     for cls, flags in ((RunConfig, TRAIN_RUN_FLAGS), (FeatureConfig, TRAIN_FEATURE_FLAGS)):
         for name, help in flags.items():
@@ -146,8 +154,8 @@ def _add_field_flags(p: argparse.ArgumentParser) -> None:
 
 def _config_from_args(args: argparse.Namespace):
     from kwscore.choices import augment_value
+    from kwscore.recipes import default_config
     from kwscore.runfiles import parse_json
-    from kwscore.runner import default_config
 
     try:
         model_kwargs = parse_json(args.model_kwargs) if args.model_kwargs else None
@@ -241,7 +249,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from kwscore import jobs
-    from kwscore.runner import finetune_config
+    from kwscore.recipes import finetune_config
 
     folder = _run_folder(args.run, args.runs_dir)
     recordings = args.data or paths.user_root()
@@ -316,23 +324,43 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     header = ("id", "name", "owner", "status", "model", "rate", "data", "epochs", "best val", "test", "duration")
     rows = []
-    place = {e.run_id: e.position for e in jobs.queue_order(args.runs_dir, runs)}
+    place = _queue_places(args.runs_dir, runs)
     for r in runs:
         data = f"{Path(r.data).name}/{r.commands}" if r.data else "-"
-        epochs = f"{r.epoch or 0}/{r.epochs}" if r.epochs else "-"
         name = str((r.config or {}).get("name") or "-")[:30]
         rate = settings(r.config)["rate"] if r.config else "-"
-        state = f"queued #{place[r.run_id]}" if r.run_id in place else r.state
-        state += f" on {r.host}" if r.state == "running" and r.host else ""
-        rows.append((r.run_id, name, r.owner or "-", state, r.model or "-", rate, data, epochs,
-                     _fmt_pct(r.best_val_accuracy), _fmt_pct(r.test_accuracy), _fmt_duration(r.duration_s)))  # fmt: skip
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        rows.append((r.run_id, name, pretrained.owner_of(r) or "-", _state_text(r, place), r.model or "-", rate, data,
+                     _epochs_text(r), _fmt_pct(r.best_val_accuracy), _fmt_pct(r.test_accuracy),
+                     _fmt_duration(r.duration_s)))  # fmt: skip
+    _print_table(header, rows)
     for r in runs:
         if r.error:
             print(f"{r.run_id}: {r.error}")
     return 0
+
+
+def _queue_places(runs_dir, runs: list) -> dict[str, int]:
+    """``{run_id: place in the queue}`` of the queued runs (1 = next to start)."""
+    from kwscore import jobs
+
+    return {e.run_id: e.position for e in jobs.queue_order(runs_dir, runs)}
+
+
+def _state_text(run, place: dict[str, int]) -> str:
+    """``queued #3`` (with :func:`_queue_places`), ``running on HOST``, ``succeeded``..."""
+    state = f"queued #{place[run.run_id]}" if run.run_id in place else run.state
+    return state + (f" on {run.host}" if run.state == "running" and run.host else "")
+
+
+def _epochs_text(run) -> str:
+    return f"{run.epoch or 0}/{run.epochs}" if run.epochs else "-"
+
+
+def _print_table(header: tuple, rows: list[tuple]) -> None:
+    """Columns padded to their widest cell, two spaces apart."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _run_folder(run: str, runs_dir):
@@ -418,6 +446,139 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     folder = _run_folder(args.run, args.runs_dir)
     state = jobs.cancel(folder, wait_s=jobs.CANCEL_GRACE_S)
     print(f"{folder.name}: {state}")
+    return 0
+
+
+# ---------------------------------------------------------------- experiments
+def _fractions(text: str) -> list[float]:
+    """``--fractions 0.1,0.25,50%`` -> ``[0.1, 0.25, 0.5]`` (checked by kwscore.experiments)."""
+    from kwscore.experiments import check_fractions
+
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            values.append(float(part[:-1]) / 100 if part.endswith("%") else float(part))
+        except ValueError:
+            raise KwsError(f"--fractions takes shares of the training split separated by commas, e.g. 0.1,0.25,0.5,1 "
+                           f"or 10%,25%; got {part[:40]!r}.") from None  # fmt: skip
+    return check_fractions(values)
+
+
+def _when(timestamp) -> str:
+    """``2026-12-02 07:15`` (local time), ``-`` when unknown or out of range."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "-"
+
+
+def _pct_text(fraction: float) -> str:
+    return f"{100 * fraction:g} %"
+
+
+def cmd_experiment_launch(args: argparse.Namespace) -> int:
+    """Queue the Runs page's experiment: the model once per training fraction × augmentation off/on."""
+    from pathlib import Path
+
+    from kwscore import experiments
+    from kwscore.choices import AUGMENT_LAB, augment_value
+    from kwscore.recipes import default_config
+    from kwscore.runlabels import augment_text
+
+    fractions = _fractions(args.fractions) if args.fractions is not None else list(experiments.DEFAULT_FRACTIONS)
+    if args.augment == AUGMENT_LAB:
+        raise KwsError("The Augmentation lab's recipe lives in the dashboard: give --augment recipe, light, standard "
+                       "or strong here.")  # fmt: skip
+    augment = augment_value(args.augment)
+    data = str(Path(args.data).expanduser().absolute()) if args.data else None
+    base = default_config(args.model, data=data, epochs=args.epochs, seed=args.seed, fraction_by=args.fraction_by,
+                          owner=args.owner).validate()  # fmt: skip
+    est = experiments.experiment_estimate(base, fractions, runs_dir=args.runs_dir)
+    speed = (f"{est['clips_per_s']:,.0f} clips/s, measured on earlier {base.model} runs" if est["measured"]
+             else f"about {est['clips_per_s']:,.0f} clips/s, a guess: no {base.model} run has finished here yet")  # fmt: skip
+    ahead = f"; they start after the {est['ahead']} run(s) already queued or training" if est["ahead"] else ""
+    print(f"{est['runs']} runs of {base.model}: training fractions {', '.join(map(_pct_text, fractions))} of "
+          f"{est['train_clips']:,} training clips, each without augmentation and with {augment_text(augment)}; "
+          f"{base.epochs} epochs each, seed {base.seed}. Roughly {_fmt_duration(est['seconds'])} of training "
+          f"in all ({speed}){ahead}.")  # fmt: skip
+    if args.dry_run:
+        print("nothing queued (--dry-run)")
+        return 0
+    record = experiments.launch_experiment(base, fractions, augment, runs_dir=args.runs_dir)
+    _print_table(("fraction", "augmentation", "run"),
+                 [(_pct_text(r["fraction"]), r["augment"], r["run_id"]) for r in record["runs"]])  # fmt: skip
+    print(f"queued experiment {record['id']}{' for ' + record['owner'] if record['owner'] else ''}; follow it with "
+          f"`kwscore experiment show {record['id']}`")  # fmt: skip
+    return 0
+
+
+def cmd_experiment_show(args: argparse.Namespace) -> int:
+    """An experiment's runs and test accuracy per training fraction, without and with augmentation."""
+    from kwscore import experiments, jobs
+    from kwscore.runfiles import ACTIVE_STATES
+    from kwscore.runlabels import augment_text
+
+    record = experiments.find_experiment(args.experiment, args.runs_dir)
+    runs = jobs.list_runs(args.runs_dir)
+    rows = experiments.experiment_results(record, runs)
+    place = _queue_places(args.runs_dir, runs)
+    if args.json:
+        keys = ("id", "question", "owner", "created", "model", "seed", "epochs", "data", "fractions", "augment")
+        out = {k: record.get(k) for k in keys}
+        out["runs"] = [{"run_id": r["run_id"], "fraction": r["fraction"], "augment": r["augment"], "state": r["state"],
+                        "test_accuracy": r["accuracy"]} for r in rows]  # fmt: skip
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"experiment {record['id']}: {record.get('model', '?')}, {record.get('epochs', '?')} epochs, seed "
+          f"{record.get('seed', 0)}, augmentation {augment_text(record.get('augment'))} when on; owner "
+          f"{record['owner'] or '-'}")  # fmt: skip
+    if record.get("question"):
+        print(record["question"])
+    cells: dict[float, dict[str, str]] = {}
+    accuracy: dict[float, dict[str, float]] = {}
+    for r in rows:
+        info = r["info"]
+        text = _fmt_pct(r["accuracy"]) if r["accuracy"] is not None else "deleted" if info is None else (
+            f"running {_epochs_text(info)}" if info.state == "running" else _state_text(info, place))  # fmt: skip
+        cells.setdefault(r["fraction"], {})[r["augment"]] = text
+        if r["accuracy"] is not None:
+            accuracy.setdefault(r["fraction"], {})[r["augment"]] = r["accuracy"]
+    table = []
+    for fraction, cell in cells.items():
+        both = accuracy.get(fraction, {})
+        gain = f"{100 * (both['on'] - both['off']):+.1f} points" if len(both) == 2 else "-"
+        table.append((_pct_text(fraction), cell.get("off", "-"), cell.get("on", "-"), gain))
+    print()
+    _print_table(("train data", "augmentation off", "augmentation on", "difference"), table)
+    print()
+    _print_table(("fraction", "augmentation", "run", "status", "epochs", "test"),
+                 [(_pct_text(r["fraction"]), r["augment"], r["run_id"], "deleted" if r["info"] is None else
+                   _state_text(r["info"], place), "-" if r["info"] is None else _epochs_text(r["info"]),
+                   _fmt_pct(r["accuracy"])) for r in rows])  # fmt: skip
+    finished = sum(r["state"] not in ACTIVE_STATES for r in rows)
+    print(f"{finished} of {len(rows)} runs finished ({sum(r['accuracy'] is not None for r in rows)} with a test accuracy)")
+    return 0
+
+
+def cmd_experiment_list(args: argparse.Namespace) -> int:
+    from kwscore import experiments, jobs
+    from kwscore.runfiles import ACTIVE_STATES
+
+    records = experiments.list_experiments(args.runs_dir)
+    if not records:
+        print(f"No experiments in {jobs.runs_root(args.runs_dir)} yet. Queue one with `kwscore experiment launch`.")
+        return 0
+    states = {i.run_id: i.state for i in jobs.list_runs(args.runs_dir)}
+    rows = []
+    for e in records:
+        done = sum(states.get(r["run_id"], "deleted") not in ACTIVE_STATES for r in e["runs"])
+        created = _when(e["created"])
+        rows.append((e["id"], e["owner"] or "-", str(e.get("model", "?")), created, f"{done}/{len(e['runs'])}",
+                     ", ".join(_pct_text(r) for r in sorted({r["fraction"] for r in e["runs"]}))))  # fmt: skip
+    _print_table(("id", "owner", "model", "created", "finished", "fractions"), rows)
     return 0
 
 
@@ -631,7 +792,9 @@ def build_parser(train_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--root", help=f"dataset root (default {paths.synth_root()})")
     p.add_argument("--speakers", type=int, default=None, help="number of synthetic speakers (default 120, or KWS_SYNTH_SPEAKERS)")
     p.add_argument("--words", choices=["all", "commands"], default="all", help="all 35 words or the 8 commands")
-    p.add_argument("--utterances", type=int, default=None, help="takes per speaker and word (default 2)")
+    p.add_argument("--utterances", type=int, default=None, help="takes per speaker of each word (default 1)")
+    p.add_argument("--keyword-utterances", type=int, default=None,
+                   help="takes per speaker of each of the 10 keywords (default 4; 0: as --utterances)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="regenerate even if a complete dataset exists")
     p.set_defaults(func=cmd_data_synth)
@@ -711,6 +874,35 @@ def build_parser(train_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument("run", help="run id or run folder")
     p.add_argument("--runs-dir", help=runs_help)
     p.set_defaults(func=cmd_cancel)
+
+    experiment = sub.add_parser("experiment", help="can augmentation make up for less data? queue a grid of runs, "
+                                "see their results").add_subparsers(dest="experiment_command", required=True)  # fmt: skip
+    p = experiment.add_parser("launch", help="queue the model once per training fraction, without and with "
+                              "augmentation (same seed), as the Runs page's experiment does")  # fmt: skip
+    p.add_argument("--model", default="m5", help="cnn, m5, m5-tutorial, m3, m11, m18 or m34res, with its tuned "
+                   "recipe (default m5)")  # fmt: skip
+    p.add_argument("--fractions", help="shares of the training split, comma-separated, e.g. 0.1,0.25,0.5,1 or "
+                   "10%%,50%% (default 0.1,0.25,0.5,1)")  # fmt: skip
+    p.add_argument("--augment", default="recipe", help="augmentation of the runs with it: recipe (the tuned one), "
+                   "light, standard or strong (default recipe); the others have none")  # fmt: skip
+    p.add_argument("--epochs", type=int, help="epochs of every run (default: the recipe's)")
+    p.add_argument("--seed", type=int, default=0, help="one seed for every run (default 0)")
+    p.add_argument("--fraction-by", choices=["speaker", "stratified"], default="speaker",
+                   help="smaller fractions keep whole speakers (default) or some clips of every word")
+    p.add_argument("--data", help=f"dataset root (default: the embedded set, {paths.synth_root()})")
+    p.add_argument("--owner", help="the student the experiment is for (a class: the teacher's limits apply; it "
+                   "counts once against their queued runs)")  # fmt: skip
+    p.add_argument("--dry-run", action="store_true", help="say what would be queued and how long it takes; queue nothing")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.set_defaults(func=cmd_experiment_launch)
+    p = experiment.add_parser("show", help="an experiment's runs and test accuracy per fraction, off vs on")
+    p.add_argument("experiment", nargs="?", help="experiment id, or its start or end (default: the newest)")
+    p.add_argument("--json", action="store_true", help="print the experiment and its runs' results as JSON")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.set_defaults(func=cmd_experiment_show)
+    p = experiment.add_parser("list", help="the experiments, newest first")
+    p.add_argument("--runs-dir", help=runs_help)
+    p.set_defaults(func=cmd_experiment_list)
 
     p = sub.add_parser("detect", help="find keywords in a recording of any length with a run's model")
     p.add_argument("run", help="run id or run folder")

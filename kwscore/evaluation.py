@@ -29,54 +29,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torchaudio.transforms as T
 from torch import nn
 
 from kwscore import audio
-from kwscore.data.dataset import SAMPLE_RATE, SpeechCommands
+from kwscore.audio import SAMPLE_RATE
+from kwscore.data.dataset import SpeechCommands
 from kwscore.errors import KwsError
-from kwscore.features import FeatureConfig, MelFrontEnd
+from kwscore.features import build_transform
 from kwscore.labels import is_keyword, outcome
-from kwscore.training import load_checkpoint, model_from_checkpoint
-
-# --------------------------------------------------------------------------------------------
-# The front end, from a JSON description
-# --------------------------------------------------------------------------------------------
-
-
-def transform_config(sample_rate: int, features: FeatureConfig | None, clip_seconds: float = 1.0) -> dict:
-    """The JSON description of a front end, stored in every checkpoint as ``transform_config``.
-
-    ``{"input_sample_rate": 16000, "sample_rate": 8000, "features": None, "clip_seconds": 1.0}``
-    means: clips arrive at 16 kHz, are cut/padded to 1 s, resampled to 8 kHz and fed as waveforms.
-    With ``features`` (a :class:`FeatureConfig` dict) a Mel front end follows.
-    """
-    return {
-        "input_sample_rate": SAMPLE_RATE,
-        "sample_rate": int(sample_rate),
-        "features": None if features is None else features.to_dict(),
-        "clip_seconds": float(clip_seconds),
-    }
-
-
-def build_transform(config: dict) -> nn.Module:
-    """A :func:`transform_config` dict -> the module ``[batch, 1, time@16k] -> model input``.
-
-    ``Resample`` (when the model's rate differs from 16 kHz) then ``MelFrontEnd`` (Mel models);
-    in eval mode, ready for inference.
-    """
-    if not isinstance(config, dict):
-        raise KwsError(f"This model's front end cannot be built: its settings are a {type(config).__name__}, not a dict.")
-    steps: list[nn.Module] = []
-    rates = config.get("input_sample_rate"), config.get("sample_rate")
-    problems = audio.sinc_problems(*rates)
-    if problems:  # a damaged or foreign checkpoint: never build a gigabyte-sized sinc kernel
-        raise KwsError(f"This model's front end cannot be built: {problems[0]}")
-    if rates[0] != rates[1]:
-        steps.append(T.Resample(int(rates[0]), int(rates[1])))
-    if config.get("features") is not None:
-        steps.append(MelFrontEnd(FeatureConfig.from_dict(config["features"])))
-    return nn.Sequential(*steps).eval()
+from kwscore.training import load_checkpoint, model_from_checkpoint, test
 
 
 def load_run_model(
@@ -151,6 +112,9 @@ def evaluate(
 ) -> dict:
     """Run ``model`` over every clip of ``dataset``; return the report described in the module doc.
 
+    The counting is the training loop's own validation (:func:`kwscore.training.test`); this adds
+    the clips behind the mistakes and the "keyword or not" summary.
+
     Args:
         model: an ``nn.Module`` (then pass its ``transform``), a checkpoint path or a run folder
             (its best checkpoint, with the stored front end and labels).
@@ -171,29 +135,28 @@ def evaluate(
         raise KwsError(
             f"evaluate() wants clips at {SAMPLE_RATE} Hz; this dataset gives {dataset.sample_rate} Hz."
         )
-    length = SAMPLE_RATE  # one second, as in training
-    n = len(labels)
-    confusion = torch.zeros(n, n, dtype=torch.long)
-    misclassified, loss_sum, n_total = [], 0.0, 0
-    model.eval()
-    if transform is not None:
-        transform = transform.to(device).eval()
-    with torch.inference_mode():
-        for index, waves, targets in _batches(dataset, length, batch_size):
-            inputs = waves.to(device)
-            logits = model(transform(inputs) if transform is not None else inputs).float().cpu()
-            if logits.shape[1] != n:
-                raise KwsError(f"The model has {logits.shape[1]} outputs but {n} labels were given.")
-            loss_sum += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
-            probs = torch.softmax(logits, dim=1)  # [B, n_classes]
-            predicted = probs.argmax(dim=1)
-            confusion += torch.bincount(targets * n + predicted, minlength=n * n).view(n, n)
-            n_total += len(targets)
-            wrong = (predicted != targets).nonzero().flatten().tolist()
-            misclassified += [_mistake(dataset, index[i], labels, targets[i], probs[i], top_k) for i in wrong]
-    if n_total == 0:
-        raise KwsError("No clip of this dataset could be decoded: nothing to evaluate.")
-    return _report(confusion, labels, loss_sum / n_total, misclassified, len(dataset) - n_total)
+    batch_index: list[int] = []  # the dataset indices of the batch being evaluated
+    misclassified: list[dict] = []
+
+    def batches():
+        for index, waves, targets in _batches(dataset, SAMPLE_RATE, batch_size):  # one second, as in training
+            batch_index[:] = index
+            yield waves, targets
+
+    def note_mistakes(logits: torch.Tensor, targets: torch.Tensor) -> None:
+        if logits.shape[1] != len(labels):
+            raise KwsError(f"The model has {logits.shape[1]} outputs but {len(labels)} labels were given.")
+        probs, targets = torch.softmax(logits.cpu(), dim=1), targets.cpu()  # [B, n_classes], [B]
+        wrong = (probs.argmax(dim=1) != targets).nonzero().flatten().tolist()
+        misclassified.extend(_mistake(dataset, batch_index[i], labels, targets[i], probs[i], top_k) for i in wrong)
+
+    try:
+        result = test(model, batches(), transform, device, labels, on_batch=note_mistakes)
+    except KwsError:
+        if batch_index:
+            raise
+        raise KwsError("No clip of this dataset could be decoded: nothing to evaluate.") from None
+    return _report(result, labels, misclassified, len(dataset) - result["n_total"])
 
 
 def _mistake(dataset: SpeechCommands, n: int, labels: list[str], target, probs, top_k: int) -> dict:
@@ -259,23 +222,18 @@ def no_keyword_summary(confusion: torch.Tensor, labels: Sequence[str]) -> dict |
     }
 
 
-def _report(
-    confusion: torch.Tensor, labels: list[str], loss: float, misclassified: list, skipped: int
-) -> dict:
-    correct, total = confusion.diag(), confusion.sum(dim=1)
+def _report(result: dict, labels: list[str], misclassified: list, skipped: int) -> dict:
+    """:func:`kwscore.training.test`'s counts, per label, with the mistakes and the no-keyword view."""
     return {
-        "accuracy": float(correct.sum()) / int(total.sum()),
-        "n_correct": int(correct.sum()),
-        "n_total": int(total.sum()),
-        "loss": loss,
+        "accuracy": result["accuracy"],
+        "n_correct": result["n_correct"],
+        "n_total": result["n_total"],
+        "loss": result["loss"],
         "labels": labels,
-        "per_class_accuracy": {
-            label: (int(c) / int(t) if int(t) else None)
-            for label, c, t in zip(labels, correct, total, strict=True)
-        },
-        "per_class_total": {label: int(t) for label, t in zip(labels, total, strict=True)},
-        "confusion": confusion.tolist(),
+        "per_class_accuracy": dict(zip(labels, result["per_class_accuracy"], strict=True)),
+        "per_class_total": dict(zip(labels, result["per_class_total"], strict=True)),
+        "confusion": result["confusion"],
         "misclassified": misclassified,
         "n_skipped": skipped,
-        "no_keyword": no_keyword_summary(confusion, labels),
+        "no_keyword": no_keyword_summary(torch.tensor(result["confusion"]), labels),
     }

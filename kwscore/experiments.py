@@ -1,6 +1,6 @@
 """Experiments: a grid of runs that answers one question — "can augmentation make up for less data?".
 
-An experiment queues one base :class:`~kwscore.runner.RunConfig` once per training fraction ×
+An experiment queues one base :class:`~kwscore.recipes.RunConfig` once per training fraction ×
 augmentation off/on (same model, same seed), and keeps a record of its runs in
 ``<runs folder>/_experiments/<id>.json`` (a folder whose leading ``_`` no run id can have). The Runs
 page and the CLI both use these functions; nothing here imports streamlit.
@@ -28,6 +28,13 @@ EXPERIMENTS_FOLDER = "_experiments"
 DEFAULT_CLIPS_PER_S = 800.0
 #: Per run: start-up, decoding the clips, the test at the end (seconds, roughly).
 RUN_OVERHEAD_S = 15.0
+#: The question the experiment answers (its record keeps it).
+QUESTION = "Can augmentation make up for less training data?"
+#: The training fractions offered (Runs page), and those chosen until someone changes them (also the CLI's).
+FRACTIONS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
+DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+#: At most this many fractions (twice as many runs) in one experiment.
+MAX_FRACTIONS = 10
 
 
 def experiments_dir(runs_dir: str | os.PathLike | None = None) -> Path:
@@ -62,6 +69,62 @@ def list_experiments(runs_dir: str | os.PathLike | None = None) -> list[dict]:
             out.append({**record, "runs": runs, "owner": owner,
                         "created": record.get("created") if is_number(record.get("created")) else None})  # fmt: skip
     return sorted(out, key=lambda r: (r.get("created") or 0.0, r["id"]), reverse=True)
+
+
+def find_experiment(query: str | None = None, runs_dir: str | os.PathLike | None = None) -> dict:
+    """The experiment record whose id is ``query``, or starts or ends with it (the newest when
+    ``query`` is empty); :class:`KwsError` when none or several match."""
+    records = list_experiments(runs_dir)
+    if not records:
+        raise KwsError(f"No experiments in {experiments_dir(runs_dir).parent} yet.")
+    query = (query or "").strip()
+    if not query:
+        return records[0]
+    exact = [r for r in records if r["id"] == query]
+    found = exact or [r for r in records if r["id"].startswith(query) or r["id"].endswith(query)]
+    if len(found) == 1:
+        return found[0]
+    shown = query if len(query) <= 80 else query[:80] + "…"
+    if not found:
+        raise KwsError(f"No experiment {shown!r}: see `kwscore experiment list`.")
+    raise KwsError(f"{len(found)} experiments match {shown!r} ({', '.join(r['id'] for r in found[:5])}): give more of the id.")
+
+
+def experiment_results(record: dict, infos: list | None = None, runs_dir: str | os.PathLike | None = None) -> list[dict]:
+    """One row per run of an experiment, in its order (smallest fraction first, off then on):
+    ``{"run_id", "fraction", "augment" ("off"/"on"), "info" (its RunInfo, None once deleted), "state"
+    ("deleted" once deleted), "accuracy" (test accuracy of a succeeded run, else None)}``.
+
+    ``infos``: the runs (default: :func:`kwscore.jobs.list_runs`)."""
+    from kwscore import jobs
+
+    infos = jobs.list_runs(runs_dir) if infos is None else infos
+    by_id = {i.run_id: i for i in infos}
+    rows = []
+    for run in record["runs"]:
+        info = by_id.get(run["run_id"])
+        state = info.state if info is not None else "deleted"
+        accuracy = info.test_accuracy if info is not None and state == "succeeded" else None
+        rows.append({"run_id": run["run_id"], "fraction": float(run["fraction"]), "augment": run["augment"],
+                     "info": info, "state": state, "accuracy": accuracy})  # fmt: skip
+    return rows
+
+
+def check_fractions(fractions) -> list[float]:
+    """The training fractions of an experiment, sorted, each once; :class:`KwsError` (one line) unless
+    each is a share of the training split above 0 and at most 1."""
+    out = set()
+    for f in fractions:
+        if not is_number(f, 0.0, 1.0) or float(f) <= 0.0:
+            raise KwsError(f"A training fraction is a share of the training split above 0 and at most 1, e.g. 0.25; "
+                           f"got {str(f)[:40]}.")  # fmt: skip
+        out.add(float(f))
+    if not out:
+        raise KwsError("Choose at least one training fraction, e.g. 0.1, 0.25, 0.5 and 1.")
+    if len(out) > MAX_FRACTIONS:
+        raise KwsError(f"At most {MAX_FRACTIONS} training fractions ({2 * MAX_FRACTIONS} runs) in one experiment; "
+                       f"got {len(out)}.")  # fmt: skip
+    return sorted(out)
 
 
 def experiment_grid(base, fractions: list[float], augment: Any) -> str:
@@ -144,13 +207,15 @@ def launch_experiment(
     base,
     fractions: list[float],
     augment: Any,
-    question: str = "",
+    question: str = QUESTION,
     progress: Callable[[int, int], None] | None = None,
     *,
     runs_dir: str | os.PathLike | None = None,
     teacher: bool = False,
 ) -> dict:
     """Queue ``base`` (a RunConfig) once per training fraction × augmentation off/on, same seed.
+    Bad fractions or settings (:func:`check_fractions`, the runs' configs) are refused before
+    anything is queued.
 
     ``augment`` is the recipe of the "on" runs (preset name or AugmentConfig dict). Smallest
     fractions first, so that the plot fills in from the left. The record (``owner``: the base's
@@ -160,6 +225,11 @@ def launch_experiment(
     """
     from kwscore import jobs
 
+    fractions = check_fractions(fractions)
+    if augment in (None, "none"):
+        raise KwsError("The runs with augmentation need a recipe (e.g. recipe, light, standard or strong), not none.")
+    for fraction in fractions:  # every run's settings, before any is queued
+        replace(base, fraction=fraction, augment=augment).validate(check_data=False)
     root = jobs.runs_root(runs_dir)
     grid = experiment_grid(base, fractions, augment)
     twin = pending_twin(grid, root)
@@ -175,12 +245,12 @@ def launch_experiment(
         "id": experiment_id, "created": time.time(), "question": question,
         "owner": getattr(base, "owner", "") or "",
         "model": base.model, "seed": base.seed, "epochs": base.epochs, "data": base.data,
-        "fractions": sorted(fractions), "augment": augment, "grid": grid, "runs": [],
+        "fractions": fractions, "augment": augment, "grid": grid, "runs": [],
     }  # fmt: skip
     try:
-        for fraction in sorted(fractions):
+        for fraction in fractions:
             for setting in ("off", "on"):
-                config = replace(base, fraction=float(fraction), augment="none" if setting == "off" else augment)
+                config = replace(base, fraction=fraction, augment="none" if setting == "off" else augment)
                 run_id = jobs.launch(config, root, start_worker=False, teacher=teacher)
                 record["runs"].append({"run_id": run_id, "fraction": float(fraction), "augment": setting})
                 save_experiment(record, root)

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from kwscore import __version__
-from kwscore.data.dataset import SAMPLE_RATE
+from kwscore.audio import SAMPLE_RATE
 from kwscore.errors import KwsError
 from kwscore.inference import Predictor
 

@@ -35,7 +35,7 @@ import torchaudio.functional as AF
 import torchaudio.transforms as T
 from torch import nn
 
-from kwscore.audio import resample, resampler  # noqa: F401 (re-exported for the pages)
+from kwscore.audio import SAMPLE_RATE, resample, resampler, sinc_problems  # noqa: F401 (resample: for the pages)
 from kwscore.errors import KwsError
 
 #: Window functions we offer, by name (the name is what a config stores, so it stays JSON).
@@ -414,6 +414,46 @@ def normalize_utterance(spec: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 def front_end(config: FeatureConfig) -> MelFrontEnd:
     """A cached, eval-mode :class:`MelFrontEnd` per config (building one costs ~1 ms)."""
     return MelFrontEnd(config).eval()
+
+
+# --------------------------------------------------------------------------------------------
+# A model's whole input transform, from a JSON description
+# --------------------------------------------------------------------------------------------
+
+
+def transform_config(sample_rate: int, features: FeatureConfig | None, clip_seconds: float = 1.0) -> dict:
+    """The JSON description of a front end, stored in every checkpoint as ``transform_config``.
+
+    ``{"input_sample_rate": 16000, "sample_rate": 8000, "features": None, "clip_seconds": 1.0}``
+    means: clips arrive at 16 kHz, are cut/padded to 1 s, resampled to 8 kHz and fed as waveforms.
+    With ``features`` (a :class:`FeatureConfig` dict) a Mel front end follows.
+    """
+    return {
+        "input_sample_rate": SAMPLE_RATE,
+        "sample_rate": int(sample_rate),
+        "features": None if features is None else features.to_dict(),
+        "clip_seconds": float(clip_seconds),
+    }
+
+
+def build_transform(config: dict) -> nn.Module:
+    """A :func:`transform_config` dict -> the module ``[batch, 1, time@16k] -> model input``.
+
+    ``Resample`` (when the model's rate differs from 16 kHz) then ``MelFrontEnd`` (Mel models);
+    in eval mode, ready for inference.
+    """
+    if not isinstance(config, dict):
+        raise KwsError(f"This model's front end cannot be built: its settings are a {type(config).__name__}, not a dict.")
+    steps: list[nn.Module] = []
+    rates = config.get("input_sample_rate"), config.get("sample_rate")
+    problems = sinc_problems(*rates)
+    if problems:  # a damaged or foreign checkpoint: never build a gigabyte-sized sinc kernel
+        raise KwsError(f"This model's front end cannot be built: {problems[0]}")
+    if rates[0] != rates[1]:
+        steps.append(T.Resample(int(rates[0]), int(rates[1])))
+    if config.get("features") is not None:
+        steps.append(MelFrontEnd(FeatureConfig.from_dict(config["features"])))
+    return nn.Sequential(*steps).eval()
 
 
 def _as_clip(waveform: torch.Tensor) -> torch.Tensor:

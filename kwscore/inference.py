@@ -35,10 +35,11 @@ import torch
 from torch import nn
 
 from kwscore import audio
-from kwscore.data.dataset import SAMPLE_RATE
+from kwscore.audio import SAMPLE_RATE
 from kwscore.errors import KwsError
 from kwscore.features import FeatureConfig
 from kwscore.streaming import StreamConfig, StreamResult, detect
+from kwscore.training import probabilities
 
 #: What a recording may be (the dashboard's upload limit is the same 25 MB).
 MAX_BYTES = 25 * 1024 * 1024
@@ -326,8 +327,7 @@ class Predictor:
     # -- classify -----------------------------------------------------------------------------
     def probabilities(self, windows: torch.Tensor) -> torch.Tensor:
         """[batch, 1, 16000] 16 kHz clips -> [batch, classes] probabilities (softmax)."""
-        with torch.inference_mode():
-            return torch.softmax(self.model(self.transform(windows)).float(), dim=1)
+        return probabilities(self.model, windows, self.transform)
 
     def model_input(self, clip: torch.Tensor) -> torch.Tensor:
         """What the network receives for a 1-s clip [1, 16000]: ``[1, time@model rate]`` for the

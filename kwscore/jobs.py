@@ -85,10 +85,10 @@ from kwscore.runfiles import (
     write_json,
 )
 
-if TYPE_CHECKING:  # runner imports torch; the worker and `kwscore runs` should not have to
+if TYPE_CHECKING:  # recipes imports torch; the worker and `kwscore runs` should not have to
     from huey import Huey
 
-    from kwscore.runner import RunConfig
+    from kwscore.recipes import RunConfig
 
 QUEUE_FILE = "queue.sqlite3"
 #: The worker of this machine: its lock (held while it lives), its info and its log. With

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from kwscore import audio
-from kwscore.data.dataset import SAMPLE_RATE, SUBSETS, SpeechCommands
+from kwscore.audio import SAMPLE_RATE
+from kwscore.data.dataset import SUBSETS, SpeechCommands
 from kwscore.data.layout import noise_files, word_folders
 from kwscore.data.words import NOISE_FOLDER
 from kwscore.errors import KwsError

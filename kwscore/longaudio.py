@@ -42,7 +42,7 @@ import soundfile as sf
 import torch
 
 from kwscore import audio
-from kwscore.data.dataset import SAMPLE_RATE
+from kwscore.audio import SAMPLE_RATE
 from kwscore.errors import KwsError
 from kwscore.inference import (
     MIN_SECONDS,

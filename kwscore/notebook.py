@@ -46,7 +46,7 @@ def build_notebook(config: dict, *, title: str = "", epochs: int | None = None, 
     """
     import nbformat
 
-    from kwscore.runner import RunConfig
+    from kwscore.recipes import RunConfig
     from kwscore.snippets import mel_transform_code
 
     rc = RunConfig.from_dict(config)
@@ -76,7 +76,7 @@ import torchaudio
 import torchaudio.transforms as T
 from torch import nn
 
-from kwscore.runner import RunConfig
+from kwscore.recipes import RunConfig
 
 config = RunConfig.from_dict({_lit(rc.to_dict())})
 EPOCHS = {n_epochs}  # the run trained for {rc.epochs}
@@ -93,7 +93,7 @@ print(config.model, "on", config.data, "for", EPOCHS, "epochs on", device)
         _code(f"""
 from kwscore.data.dataset import SpeechCommands
 from kwscore.labels import task_dataset, with_non_keywords
-from kwscore.runner import select_fraction
+from kwscore.training_data import select_fraction
 
 roots = config.data_roots  # the dataset, plus any mixed-in ones
 train_set = SpeechCommands(roots, subset="training", commands=config.commands)
@@ -133,7 +133,7 @@ display(Audio(waveform.numpy(), rate=sample_rate))
                 else ""
             )
             + """
-from kwscore.evaluation import build_transform, transform_config
+from kwscore.features import build_transform, transform_config
 
 transform = build_transform(transform_config(config.model_rate, config.feature_config))  # [B, 1, 16000] -> model input
 print("model input for one clip:", list(transform(waveform.unsqueeze(0)).shape))
@@ -172,8 +172,7 @@ Adam, the run's learning-rate schedule (stepped every batch), cross-entropy; the
 on the waveforms (and SpecAugment on the spectrograms); the generic `train` / `test` functions.
 """),
         _code("""
-from kwscore.augment import SpecAugment, load_noises
-from kwscore.runner import BatchAugment
+from kwscore.augment import BatchAugment, SpecAugment, load_noises
 from kwscore.training import make_optimizer, make_scheduler, test, train
 
 recipe = config.augment_config()

@@ -136,7 +136,7 @@ def _config_literal(config: dict) -> str:
 
 def train_code(config: dict, n_classes: int, input_shape: list[int]) -> str:
     """The Train page: the model definition, its summary, and the training call with these settings."""
-    from kwscore.runner import RunConfig
+    from kwscore.recipes import RunConfig
 
     rc = RunConfig.from_dict(config)
     settings = rc.to_dict()
@@ -157,7 +157,8 @@ def train_code(config: dict, n_classes: int, input_shape: list[int]) -> str:
 import torchaudio
 
 from kwscore.models import build_model, count_parameters
-from kwscore.runner import RunConfig, run_training
+from kwscore.recipes import RunConfig
+from kwscore.runner import run_training
 
 config = RunConfig.from_dict({_config_literal(settings)})
 
@@ -350,7 +351,8 @@ from pathlib import Path
 
 from kwscore.data.dataset import SpeechCommands
 from kwscore.inference import read_audio
-from kwscore.runner import finetune_config, run_training
+from kwscore.recipes import finetune_config
+from kwscore.runner import run_training
 from kwscore.userdata import list_takes, prepare_take, save_take, split_of
 
 ROOT = {str(root)!r}  # My recordings: ROOT/<word>/<speaker>_nohash_<n>.wav + validation/testing lists

@@ -692,7 +692,8 @@ def compose_from_dataset(
     every label appears. ``others``: the share of clips (e.g. 0.25) drawn instead from the
     dataset's *other* words — words the model must not report, as in TensorFlow's streaming test."""
     from kwscore import audio
-    from kwscore.data.dataset import SAMPLE_RATE, SpeechCommands
+    from kwscore.audio import SAMPLE_RATE
+    from kwscore.data.dataset import SpeechCommands
     from kwscore.data.layout import noise_files, word_folders
 
     words = [w for w in labels if is_keyword(w)]

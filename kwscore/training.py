@@ -33,6 +33,8 @@ Conventions used everywhere here:
   with random parts must not be passed to :func:`test`.
 - Every scheduler made by :func:`make_scheduler` is stepped **once per batch** (inside
   :func:`train`), so epoch-based and batch-based schedules are driven the same way.
+- :func:`train` is one epoch of :func:`train_steps`, which yields after every optimizer step: a
+  loop of your own (:mod:`kwscore.runner`'s) iterates it to log each step and ``break`` to stop.
 - Where a run trains is chosen in one place, :func:`pick_device` (CUDA when a GPU is present,
   else the CPU; ``KWS_DEVICE=cpu`` keeps a run off the GPU). On CUDA the model computes in mixed
   precision (:func:`autocast`: float16 with float32 weights, a :func:`make_grad_scaler` against
@@ -45,7 +47,7 @@ import io
 import json
 import os
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -192,39 +194,40 @@ def _prepare_transform(transform: Transform | None, device: torch.device, traini
     return transform
 
 
-def train(
+def train_steps(
     model: nn.Module,
     loader: Iterable,
     transform: Transform | None,
     criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
     device: torch.device | str,
-    on_iteration: Callable[[int, float, float], None] | None = None,
     augment: Transform | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     first_step: int = 0,
     scaler: torch.amp.GradScaler | None = None,
-) -> float:
-    """Train ``model`` for one epoch over ``loader``. Returns the mean training loss.
+) -> Iterator[tuple[float, float, int]]:
+    """Train ``model`` on each batch of ``loader`` in turn, yielding ``(loss, lr, batch size)``
+    after every optimizer step: the epoch of :func:`train`, one step at a time, so that a caller's
+    own loop can log each step and stop early (``break``).
 
     For each batch ``(waveforms [B, 1, time], targets [B])``:
 
     1. move it to ``device``;
     2. ``augment`` the waveforms (optional, e.g. noise or time shift on ``[B, 1, time]``);
     3. ``transform`` them into model inputs (Resample, Mel front end, SpecAugment...);
-    4. forward, loss, backward, optimizer step, scheduler step;
-    5. call ``on_iteration(step, loss, lr)`` with the global step ``first_step + batch index``.
-       To stop training early, raise an exception from it.
+    4. forward, loss, backward, optimizer step, scheduler step.
 
     Augment and transform run without gradients: they are data preparation, not model. On CUDA
     the forward pass runs in mixed precision (:func:`autocast`) and ``scaler`` (default: a new
     :func:`make_grad_scaler`; pass one to keep its scale across epochs) scales the loss.
+    ``first_step`` (the global step of the first batch) only names the step in error messages;
+    a loader without batches is a :class:`KwsError`.
     """
     if scaler is None:
         scaler = make_grad_scaler(device)
     transform = _prepare_transform(transform, device, training=True)
     model.train()
-    total_loss, n_seen = 0.0, 0
+    i = -1
     for i, (waveforms, targets) in enumerate(loader):
         waveforms, targets = waveforms.to(device), targets.to(device)
         with torch.no_grad():
@@ -252,13 +255,35 @@ def train(
         lr = optimizer.param_groups[0]["lr"]  # the rate this step used
         if scheduler is not None:
             scheduler.step()
-
-        total_loss += loss_value * len(targets)
-        n_seen += len(targets)
-        if on_iteration is not None:
-            on_iteration(first_step + i, loss_value, lr)
-    if n_seen == 0:
+        yield loss_value, lr, len(targets)
+    if i < 0:
         raise KwsError("The training loader gave no batches: is the training split empty?")
+
+
+def train(
+    model: nn.Module,
+    loader: Iterable,
+    transform: Transform | None,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device | str,
+    on_iteration: Callable[[int, float, float], None] | None = None,
+    augment: Transform | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    first_step: int = 0,
+    scaler: torch.amp.GradScaler | None = None,
+) -> float:
+    """Train ``model`` for one epoch over ``loader`` (:func:`train_steps`). Returns the mean
+    training loss. After each step ``on_iteration(step, loss, lr)`` is called with the global
+    step ``first_step + batch index``.
+    """
+    total_loss, n_seen = 0.0, 0
+    steps = train_steps(model, loader, transform, criterion, optimizer, device, augment, scheduler, first_step, scaler)
+    for i, (loss, lr, n) in enumerate(steps):
+        total_loss += loss * n
+        n_seen += n
+        if on_iteration is not None:
+            on_iteration(first_step + i, loss, lr)
     return total_loss / n_seen
 
 
@@ -268,8 +293,11 @@ def test(
     transform: Transform | None,
     device: torch.device | str,
     labels: Sequence[str] | None = None,
+    on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> dict:
-    """Evaluate ``model`` on every batch of ``loader``. Returns a plain (JSON-able) dict::
+    """Evaluate ``model`` on every batch of ``loader``. ``on_batch(logits, targets)``, if given, sees
+    each batch's float32 logits ``[B, n_classes]`` and targets first (e.g. to keep the mistakes'
+    probabilities: :func:`kwscore.evaluation.evaluate`). Returns a plain (JSON-able) dict::
 
     accuracy            fraction of clips classified correctly, in [0, 1]
     loss                mean cross-entropy
@@ -291,6 +319,8 @@ def test(
             inputs = transform(waveforms)
             with autocast(device):
                 logits = model(inputs).float()  # [B, n_classes]
+            if on_batch is not None:
+                on_batch(logits, targets)
             n = logits.shape[1]
             if confusion is None:
                 confusion = torch.zeros(n, n, dtype=torch.long, device=device)
@@ -328,6 +358,16 @@ def test(
 test.__test__ = False  # a library function, not a unit test: tells pytest not to collect it
 
 
+def probabilities(model: nn.Module, waveforms: torch.Tensor, transform: Transform | None = None) -> torch.Tensor:
+    """Class probabilities of a batch of clips ``[B, 1, time]``: transform, model, softmax ->
+    ``[B, n_classes]`` float32 on the CPU (``model`` and ``transform`` ready: in eval mode, where
+    ``waveforms`` are). The one prediction path: :func:`predict`, Try it and streaming detection
+    (:class:`kwscore.inference.Predictor`) all go through it."""
+    with torch.inference_mode():
+        inputs = transform(waveforms) if transform is not None else waveforms
+        return torch.softmax(model(inputs).float(), dim=1).cpu()
+
+
 def predict(
     model: nn.Module,
     waveform: torch.Tensor,
@@ -349,9 +389,7 @@ def predict(
         )
     transform = _prepare_transform(transform, device, training=False)
     model.eval()
-    with torch.no_grad():
-        logits = model(transform(waveform.unsqueeze(0).to(device)))  # [1, n_classes]
-    probs = torch.softmax(logits[0], dim=0).cpu()
+    probs = probabilities(model, waveform.unsqueeze(0).to(device), transform)[0]  # [n_classes]
     if len(labels) != len(probs):
         raise KwsError(f"{len(labels)} labels given for a model with {len(probs)} outputs.")
     order = torch.argsort(probs, descending=True).tolist()

@@ -24,12 +24,11 @@ from pathlib import Path
 import torch
 
 from kwscore import audio
-from kwscore.audio import trim_silence  # noqa: F401 (one trim for synthesis, takes and the pages)
+from kwscore.audio import SAMPLE_RATE
 from kwscore.data.layout import FILENAME_RE, dataset_folder, word_folders
 from kwscore.errors import KwsError
 from kwscore.fileio import atomic_write, write_new
 
-SAMPLE_RATE = audio.SAMPLE_RATE
 CLIP_SAMPLES = SAMPLE_RATE
 WORD_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 TRASH = "_trash"

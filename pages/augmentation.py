@@ -121,7 +121,7 @@ def widget_values(cfg: AugmentConfig) -> dict[str, object]:
     v[f"{W}spec_on"] = s is not None
     s = s or SpecAugmentConfig()
     v.update({f"{W}spec_F": s.freq_mask_param, f"{W}spec_T": s.time_mask_param, f"{W}spec_nF": s.n_freq_masks,
-              f"{W}spec_nT": s.n_time_masks, f"{W}spec_W": s.time_warp})  # fmt: skip
+              f"{W}spec_nT": s.n_time_masks, f"{W}spec_W": s.time_warp, f"{W}spec_V": round(s.freq_warp * 100)})  # fmt: skip
     return v
 
 
@@ -166,6 +166,8 @@ def describe_masks(record: dict) -> str:
     if record.get("time_warp") and record["time_warp"][1]:
         w0, d = record["time_warp"]
         out.append(f"time warp: frame {w0} moved by {d:+d}")
+    if record.get("freq_warp"):
+        out.append(f"vocal tract: bands × {record['freq_warp']:.3f} (formants {'higher' if record['freq_warp'] < 1 else 'lower'})")
     return " · ".join(out)
 
 
@@ -300,6 +302,9 @@ with right.container(border=True):
         with c3:
             kept(st.slider, "W: time warp (frames, 0 = off)", "spec_W", min_value=0,
                  max_value=max(1, min(20, (frames - 1) // 2)))  # fmt: skip
+            kept(st.slider, "V: vocal-tract warp (± %, 0 = off)", "spec_V", min_value=0, max_value=30,
+                 help="VTLP: stretch or squeeze the Mel axis by up to this share, so every formant moves "
+                      "together, as between a taller and a smaller speaker.")  # fmt: skip
             st.caption("Each mask's width is drawn from 0 to F (or T); masks are filled with the clip's mean.")
 
 # -- the recipe ---------------------------------------------------------------------------------
@@ -308,6 +313,7 @@ spec_cfg = (
     SpecAugmentConfig(
         freq_mask_param=int(ss[f"{W}spec_F"]), time_mask_param=int(ss[f"{W}spec_T"]),
         n_freq_masks=int(ss[f"{W}spec_nF"]), n_time_masks=int(ss[f"{W}spec_nT"]), time_warp=int(ss[f"{W}spec_W"]),
+        freq_warp=int(ss[f"{W}spec_V"]) / 100,
     )  # fmt: skip
     if spec_on
     else None
@@ -359,7 +365,7 @@ with views_box:
                 "applied": "yes" if mask_record["applied"] else "skipped",
                 "drawn this time": describe_masks(mask_record),
                 "range": f"F {spec_cfg.freq_mask_param} × {spec_cfg.n_freq_masks}, T {spec_cfg.time_mask_param} "
-                f"× {spec_cfg.n_time_masks}, W {spec_cfg.time_warp}",
+                f"× {spec_cfg.n_time_masks}, W {spec_cfg.time_warp}, V ±{spec_cfg.freq_warp:.0%}",
                 "p": f"{spec_cfg.p:.2f}",
             }
         )

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import clips, code_view, datasets, plots
 from kwscore import snippets
-from kwscore.data.info import SPLITS
+from kwscore.data.dataset import SUBSETS
 
 st.title("Explore the dataset")
 st.caption(
@@ -99,7 +99,7 @@ elif info.speakers["testing"]:
     st.caption(
         f"Splits are by speaker: the {len(info.speakers['testing'])} testing voices never occur in training, "
         "so test accuracy measures how well a model copes with voices it has never heard. "
-        + ", ".join(f"{s}: {info.total(s):,} clips" for s in SPLITS)
+        + ", ".join(f"{s}: {info.total(s):,} clips" for s in SUBSETS)
         + "."
     )
 

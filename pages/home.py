@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard import code_view, datasets, feature_editor, plots, ui
 from kwscore import paths, snippets
-from kwscore.data.info import SPLITS
+from kwscore.data.dataset import SUBSETS
 
 st.title("🎙️ KWS Studio")
 st.markdown(
@@ -42,14 +42,14 @@ if info is not None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Words", len(info.words))
     c2.metric("Clips", f"{info.total():,}")
-    c3.metric("Speakers", sum(len(info.speakers[s]) for s in SPLITS))
+    c3.metric("Speakers", sum(len(info.speakers[s]) for s in SUBSETS))
     c4.metric("Mean duration", f"{info.duration_stats()['mean']:.2f} s")
     table = pd.DataFrame(
         {
-            "clips": [info.total(s) for s in SPLITS],
-            "speakers": [len(info.speakers[s]) for s in SPLITS],
+            "clips": [info.total(s) for s in SUBSETS],
+            "speakers": [len(info.speakers[s]) for s in SUBSETS],
         },
-        index=list(SPLITS),
+        index=list(SUBSETS),
     )
     left, right = st.columns([1, 2])
     with left:

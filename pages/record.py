@@ -4,7 +4,7 @@ Takes are trimmed of leading/trailing silence, centred in one second and saved a
 "My recordings" — a dataset in the Speech Commands layout (:mod:`kwscore.userdata`), so every page
 and the Train page can use it. Saving never overwrites a take; deleting moves it to a trash folder.
 "Fine-tune on my recordings" queues a short run that adapts a finished model to these takes
-(:func:`kwscore.runner.finetune_config`): your voice in about a minute.
+(:func:`kwscore.recipes.finetune_config`): your voice in about a minute.
 """
 
 from dataclasses import replace
@@ -15,13 +15,14 @@ import streamlit as st
 
 from dashboard import clips, code_view, identity, plots, run_views, ui
 from kwscore import jobs, paths, snippets
-from kwscore.data.dataset import SAMPLE_RATE
+from kwscore.audio import SAMPLE_RATE
 from kwscore.data.layout import word_folders
 from kwscore.data.words import ALL_WORDS
 from kwscore.errors import KwsError
 from kwscore.inference import read_audio
 from kwscore.labels import keywords_of
-from kwscore.runner import FINETUNE, finetune_config
+from kwscore.recipes import FINETUNE, finetune_config
+from kwscore.runfiles import ACTIVE_STATES
 from kwscore.userdata import (
     check_word,
     delete_take,
@@ -209,7 +210,7 @@ def finetune_status(run_id: str) -> None:
         st.warning(f"Run {run_id} was deleted.")
         return
     info = run_views.run_info_safe(path)
-    if info.state in run_views.ACTIVE_STATES:
+    if info.state in ACTIVE_STATES:
         fraction, eta = jobs.progress(path)
         st.progress(min(max(fraction, 0.0), 1.0), text=f"Fine-tuning: {run_views.state_text(info, run_views.queue_positions())} · "
                     f"{100 * fraction:.0f} %" + (f" · ETA {run_views.fmt_duration(eta)}" if eta is not None else ""))  # fmt: skip

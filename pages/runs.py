@@ -29,7 +29,8 @@ from kwscore.errors import KwsError
 from kwscore.evaluation import no_keyword_text
 from kwscore.labels import cut_at_level, display_label
 from kwscore.notebook import notebook_json, run_notebook
-from kwscore.runner import RunConfig, default_config
+from kwscore.recipes import RunConfig, default_config
+from kwscore.runfiles import ACTIVE_STATES
 
 ss = st.session_state
 SELECTED = "runs_selected"  #: run ids ticked in the table (compared)
@@ -39,7 +40,6 @@ MESSAGE = "runs_message"
 EXPERIMENT = "runs_experiment"
 PLAN = "runs_exp_plan"  #: the experiment planned in the form, waiting for "Queue these runs"
 PER_PAGE = 4
-EXP_FRACTIONS = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0]
 
 
 def percent(x) -> float | None:
@@ -152,7 +152,7 @@ def runs_table(polling: bool) -> None:
         st.caption("Same colour, same run; the labels name what differs between the runs ticked (or their names). "
                    "A star marks each run's best epoch: the weights tested at the end. "
                    "Loss is the mean over the recent batches (augmented clips, so it can sit above the validation loss).")  # fmt: skip
-    if alone and (added or (polling and not any(i.state in run_views.ACTIVE_STATES for i in infos))):
+    if alone and (added or (polling and not any(i.state in ACTIVE_STATES for i in infos))):
         st.rerun()  # a new run to study, or every run finished: redraw the page below
 
 
@@ -319,7 +319,7 @@ def one_run(infos: list) -> None:
             st.error(f"This run failed: {info.error or 'see its log below'}")
         report = run_views.run_report(info)
         if report is None:
-            if info.state in run_views.ACTIVE_STATES:
+            if info.state in ACTIVE_STATES:
                 st.info("This run is still training: its confusion matrix and mistakes appear when it finishes.")
                 ui.page_link("train.py", "Watch it on the Train page", ":material/model_training:")
             elif info.state == "succeeded":
@@ -365,8 +365,11 @@ def one_run(infos: list) -> None:
             ss[CONFIRM] = run_id
         if ss.get(CONFIRM) == run_id:
             confirm_delete(run_id)
-    else:
+    elif info.owner:
         st.caption(f":material/lock: This is {run_views.owner_text(info)}'s run: only they or the teacher can "
+                   "cancel or delete it.")  # fmt: skip
+    else:  # the ready model, or a run launched without a name
+        st.caption(f":material/lock: This run is no student's ({run_views.owner_text(info)}): only the teacher can "
                    "cancel or delete it.")  # fmt: skip
 
 
@@ -388,7 +391,7 @@ def experiment_launcher() -> None:
         model = c1.selectbox("Model", list(choices.RECIPE_KEYS), key="exp_model", format_func=choices.RECIPE_SHORT.get,
                              help="\n".join(f"- **{choices.RECIPE_SHORT[k]}**: {choices.recipe_label(k)}"
                                             for k in choices.RECIPE_KEYS))  # fmt: skip
-        fractions = c2.multiselect("Training fractions", EXP_FRACTIONS, default=[0.1, 0.25, 0.5, 1.0],
+        fractions = c2.multiselect("Training fractions", experiments.FRACTIONS, default=experiments.DEFAULT_FRACTIONS,
                                    format_func=lambda f: f"{100 * f:g} %", key="exp_fractions")  # fmt: skip
         epochs = c3.number_input("Epochs", 1, 500, value=int(default_config(model).epochs), key="exp_epochs",
                                  help="The model's tuned recipe trains for this many; fewer give a quicker answer.")  # fmt: skip
@@ -466,7 +469,7 @@ def queue_planned_experiment(plan: dict) -> None:
     try:
         bar = st.progress(0.0, text=f"Queueing {est['runs']} runs…")
         record = experiments.launch_experiment(
-            base, fractions, plan["augment"], question="Can augmentation make up for less training data?",
+            base, fractions, plan["augment"],
             progress=lambda done, total: bar.progress(done / total, text=f"Queued {done} of {total} runs…"),
             teacher=identity.is_teacher(),
         )  # fmt: skip
@@ -497,14 +500,12 @@ def experiment_panel(exp_id: str, polling: bool) -> None:
     by_id = {i.run_id: i for i in infos}
     queue = run_views.queue_positions(infos)
     points, cells, active = [], {}, []
-    for run in record["runs"]:
-        info = by_id.get(run["run_id"])
-        fraction, setting = float(run["fraction"]), run["augment"]
+    for row in experiments.experiment_results(record, infos):
+        info, accuracy = row["info"], row["accuracy"]
         if info is None:
-            text, accuracy = "deleted", None
+            text = "deleted"
         else:
-            accuracy = info.test_accuracy if info.state == "succeeded" else None
-            if info.state in run_views.ACTIVE_STATES:
+            if info.state in ACTIVE_STATES:
                 active.append(info.run_id)
             if accuracy is not None:
                 text = f"{100 * accuracy:.1f} %"
@@ -512,8 +513,9 @@ def experiment_panel(exp_id: str, polling: bool) -> None:
                 text = f"running, epoch {info.epoch or 0}/{info.epochs or '?'}"
             else:
                 text = run_views.state_text(info, queue)
-        points.append({"fraction": fraction, "augment": setting, "accuracy": accuracy, "label": run["run_id"]})
-        cells.setdefault(f"{100 * fraction:g} %", {})[f"augmentation {setting}"] = text
+        points.append({"fraction": row["fraction"], "augment": row["augment"], "accuracy": accuracy,
+                       "label": row["run_id"]})  # fmt: skip
+        cells.setdefault(f"{100 * row['fraction']:g} %", {})[f"augmentation {row['augment']}"] = text
     done = sum(p["accuracy"] is not None for p in points)
     finished = len(record["runs"]) - len(active)
     st.progress(finished / max(1, len(record["runs"])),
@@ -550,7 +552,7 @@ if ss.get(MESSAGE):
     (st.success if kind == "success" else st.error)(text)
 
 all_infos = run_views.mine_first(run_views.all_runs(), identity.name())
-polling = any(i.state in run_views.ACTIVE_STATES for i in all_infos)
+polling = any(i.state in ACTIVE_STATES for i in all_infos)
 st.fragment(runs_table, run_every="2s" if polling else None)(polling)
 
 if all_infos:
@@ -561,7 +563,8 @@ st.divider()
 st.subheader("Experiment: can augmentation make up for less data?")
 st.caption("One click queues a grid of runs: the same model and seed trained on a share of the training split "
            "(10, 25, 50, 100 %…), each once without and once with augmentation. The plot fills in as they finish; "
-           "they train one after another in the background.")  # fmt: skip
+           "they train one after another in the background. From a terminal: `kwscore experiment launch`, "
+           "`kwscore experiment show`.")  # fmt: skip
 experiment_launcher()
 records = run_views.mine_first(experiments.list_experiments(), identity.name(), key=lambda e: e["owner"])
 if records:
@@ -573,7 +576,7 @@ if records:
         for x in records if x["id"] == e), help="Yours first.")  # fmt: skip
     record = records[ids.index(exp_id)]
     exp_active = any(
-        run_views.run_info_safe(run_views.runs_root() / r["run_id"]).state in run_views.ACTIVE_STATES
+        run_views.run_info_safe(run_views.runs_root() / r["run_id"]).state in ACTIVE_STATES
         for r in record["runs"] if (run_views.runs_root() / r["run_id"]).is_dir()
     )  # fmt: skip
     st.fragment(experiment_panel, run_every="2s" if exp_active else None)(exp_id, exp_active)

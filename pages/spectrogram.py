@@ -3,12 +3,15 @@
 The settings chosen here are carried (``st.session_state["feature_config"]``) to the other pages;
 the widgets are :class:`dashboard.feature_editor.FeatureEditor`'s, the same as on the Train page.
 
-Fast under load: everything below the clip picker is one ``st.fragment``, so a slider move reruns
-only the lab (not the navigation, the sidebar or the clip picker). Spectrograms are cached per clip
-and settings for every session (``st.cache_data``: arrays copy cheaply); the plotly figures built
-from them are shared objects (``st.cache_resource``: a cached Figure copied back out of
-``st.cache_data`` costs ~45 ms to unpickle, 5× more than building it). Only the open "Look closer"
-view is computed.
+Fast under load (issue #12): a slider move reruns one ``st.fragment`` (the settings, the picture and
+its six numbers), not the navigation, the sidebar, the clip picker or the clip's player, and the
+browser redraws only what that sends. What is not needed to see the change waits until it is asked
+for: "Look closer" (the worked-out numbers and four side views, only the open tab computed) and the
+PyTorch code are collapsed expanders whose contents are built when opened. Spectrograms are cached
+per clip and settings for every session (``st.cache_data``: arrays copy cheaply); the plotly figures
+built from them are shared objects (``st.cache_resource``: a cached Figure copied back out of
+``st.cache_data`` costs ~45 ms to unpickle, 5x more than building it). ``benchmarks/bench_pages.py``
+times a key press against a trivial one-slider page.
 """
 
 from dataclasses import replace
@@ -37,6 +40,7 @@ from kwscore.features import (
 
 ss = st.session_state
 PINNED = "spec_pinned"  #: settings the student pinned as "yours" for Default vs yours
+LOOK = "spec_look"  #: the "Look closer" expander (closed at first: its contents are built when opened)
 EDITOR = FeatureEditor("spec")
 #: A clip's identity for the caches: (file, modification time). Its waveform is passed unhashed.
 ClipKey = tuple[str, float]
@@ -75,11 +79,12 @@ clip = clips.picker("spec")
 loaded = clips.load(clip) if clip else None
 if loaded is None:
     st.stop()
+clips.play(loaded[0])  # outside the lab's fragment: the sound does not change with the settings
 
 
 @st.fragment
 def lab(clip: Clip, waveform: torch.Tensor, font_scale: float) -> None:
-    """Settings, picture, numbers and side views: a slider move reruns only this."""
+    """Settings, picture and numbers (side views and code when opened): a slider move reruns only this."""
     plots.FONT_SCALE.set(font_scale)  # a fragment rerun skips the entry point that sets it
     key: ClipKey = (str(clip.path), clip.path.stat().st_mtime)
     n_samples = waveform.shape[-1]
@@ -88,15 +93,11 @@ def lab(clip: Clip, waveform: torch.Tensor, font_scale: float) -> None:
     state = EDITOR.read(free=bool(ss.get("spec_free", False)))
     left, right = st.columns([1, 2.6], gap="medium")
     with left.container(border=True):
-        st.markdown("**Front-end settings**")
-        config = EDITOR.draw(state)
-        ui.kept(
-            st.toggle,
-            "Let me try invalid settings",
-            key="spec_free",
-            default=False,
-            help="Full slider ranges, no automatic repairs: see the error each mistake gives.",
-        )
+        config = EDITOR.draw(state, heading="**Front-end settings**")
+        # Not ui.kept (which writes the value back every run): a value written from Python is sent
+        # again with the widget and re-applied by the browser on every slider move.
+        st.toggle("Let me try invalid settings", key="spec_free", persist_state="session",
+                  help="Full slider ranges, no automatic repairs: see the error each mistake gives.")  # fmt: skip
 
     mistakes = list(problems(config))
     display = replace(config, normalize=False)  # the picture shows dB; the model then normalises per clip
@@ -126,8 +127,11 @@ def lab(clip: Clip, waveform: torch.Tensor, font_scale: float) -> None:
             st.plotly_chart(
                 mel(display, f"dB Mel spectrogram of “{clip.word}”: {{rows}} Mel bands × {{frames}} frames", 380),
                 key="spec_main",
+                # No plotly mode bar on the picture redrawn at every slider move (hover, drag-to-zoom and
+                # double-click-to-reset still work): rebuilding it took ~75 of ~320 ms per key press
+                # in Chromium on the loaded 2-core machine (issue #12 profile).
+                config={"displayModeBar": False},
             )
-            clips.play(waveform)
             st.caption(
                 f"`mel_db(waveform, config)`: `[1, {n_samples}]` → `[{config.n_mels}, {frames}]`. "
                 "Colours are dB (10·log10 of the energy). The model then normalises each clip to zero mean "
@@ -135,7 +139,8 @@ def lab(clip: Clip, waveform: torch.Tensor, font_scale: float) -> None:
             )
         if numbers is not None:
             n = numbers
-            cols = st.columns(3) + st.columns(3)
+            # Two rows of three as three columns of two: 10 elements to send and redraw, not 14.
+            cols = st.columns(3) * 2
             off = dict(delta_color="off", delta_arrow="off")
             cols[0].metric("Window (samples)", n.win_samples, f"{n.win_ms:g} ms", **off)
             cols[1].metric("Hop (samples)", n.hop_samples, f"{n.hop_ms:g} ms", **off)
@@ -147,8 +152,11 @@ def lab(clip: Clip, waveform: torch.Tensor, font_scale: float) -> None:
                 help="For a 1-s clip: frames = 1 + samples // hop (centre padding).",
             )  # fmt: skip
 
-    look_closer(key, waveform, config, display, ms, mel, numbers, bool(mistakes))
-    code_view.show(snippets.spectrogram_code(config, clip.path, n_samples), key="spec_code")
+    with st.expander("Look closer: the numbers behind the picture, default vs yours, the Mel filterbank, linear vs Mel, "
+                     "sample rates", icon=":material/search:", key=LOOK, on_change="rerun") as closer:  # fmt: skip
+        if closer.open:  # built when opened: a slider move does not redraw what nobody is looking at
+            look_closer(key, waveform, config, display, ms, mel, numbers, bool(mistakes))
+    code_view.show(lambda: snippets.spectrogram_code(config, clip.path, n_samples), key="spec_code")
 
 
 def numbers_table(n, config: FeatureConfig) -> None:
@@ -192,8 +200,8 @@ def numbers_table(n, config: FeatureConfig) -> None:
                 )
 
 
-#: The "Look closer" tabs. The first (text only) is open at first: the views with more figures are
-#: computed when their tab is opened, so a slider move redraws one figure, not three.
+#: The "Look closer" tabs (inside the expander LOOK). The first (text only) is open at first: the
+#: views with more figures are computed when their tab is opened.
 VIEWS = ["The numbers behind the picture", "Default vs yours", "Mel filterbank", "Linear STFT vs Mel",
          "Sample rate: what M5 hears"]  # fmt: skip
 
@@ -202,7 +210,6 @@ def look_closer(key: ClipKey, waveform: torch.Tensor, config: FeatureConfig, dis
                 mel, numbers, mistakes: bool) -> None:  # fmt: skip
     """The numbers and the side views: only the open tab is computed (its figures from the shared caches)."""
     n_samples = waveform.shape[-1]
-    st.subheader("Look closer")
     views = st.tabs(VIEWS, key="spec_view", on_change="rerun")
     with views[0]:
         if views[0].open and numbers is not None:

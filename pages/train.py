@@ -1,7 +1,7 @@
 """Train: choose a model and its recipe, check its layers, launch a background run and watch it learn.
 
 A run is its own process (:mod:`kwscore.jobs`): closing the browser does not stop it. This page
-builds a :class:`~kwscore.runner.RunConfig` (the tuned recipe of the model unless you change it),
+builds a :class:`~kwscore.recipes.RunConfig` (the tuned recipe of the model unless you change it),
 launches it, and then only reads the run's files, once a second.
 """
 
@@ -21,7 +21,8 @@ from kwscore.data.dataset import resolve_commands
 from kwscore.errors import KwsError
 from kwscore.labels import SILENCE, UNKNOWN
 from kwscore.models import MODEL_INFO
-from kwscore.runner import RECIPES, default_config
+from kwscore.recipes import RECIPES, default_config
+from kwscore.runfiles import ACTIVE_STATES
 from kwscore.training import SCHEDULERS
 
 ss = st.session_state
@@ -90,6 +91,8 @@ def recipe_text(aug: AugmentConfig, representation: str) -> str:
     if aug.spec_augment is not None:
         sa = aug.spec_augment
         text = f"SpecAugment F{sa.freq_mask_param}×{sa.n_freq_masks}, T{sa.time_mask_param}×{sa.n_time_masks}"
+        if sa.freq_warp:
+            text += f", vocal-tract warp ±{sa.freq_warp:.0%}"
         parts.append(text if representation == "mel" else f"~~{text}~~ (needs a spectrogram)")
     return ", ".join(parts) or "nothing"
 
@@ -411,7 +414,7 @@ def live_section() -> None:
     infos = [i for i in run_views.all_runs() if watchable(i)]
     by_id = {i.run_id: i for i in infos}
     mine = [r for r in reversed(ss.get(SESSION_RUNS, [])) if r in by_id]
-    active = [i.run_id for i in infos if i.state in run_views.ACTIVE_STATES]
+    active = [i.run_id for i in infos if i.state in ACTIVE_STATES]
     candidates = list(dict.fromkeys(mine + active + [i.run_id for i in infos[:1]]))
     candidates.sort(key=lambda r: (by_id[r].created or 0.0, r), reverse=True)
     if not candidates:
@@ -426,7 +429,7 @@ def live_section() -> None:
         "name, or from this page in this browser session) still queued or training, and your newest one. A run goes "
         "on when the browser is closed: come back and pick it here. Everyone's runs are on the Runs page.",
     )  # fmt: skip
-    polling = by_id[watch].state in run_views.ACTIVE_STATES
+    polling = by_id[watch].state in ACTIVE_STATES
     st.fragment(live_panel, run_every="1s" if polling else None)(watch, polling)
 
 
@@ -449,7 +452,7 @@ def live_panel(run_id: str, polling: bool) -> None:
         f"augmentation {run_views.augment_name(config.get('augment', 'none'))} · :gray[{run_id}]"
     )
     cancelling = (path / "cancel").exists()
-    if state in run_views.ACTIVE_STATES and identity.can_manage(info):
+    if state in ACTIVE_STATES and identity.can_manage(info):
         button.button("Cancel run", key=f"tr_cancel_{run_id}", on_click=cancel_run, args=(run_id,),
                       icon=":material/stop_circle:", disabled=cancelling, width="stretch")  # fmt: skip
     if state == "queued":
@@ -480,11 +483,11 @@ def live_panel(run_id: str, polling: bool) -> None:
     run = {"label": run_views.run_label(info), "color": plots.run_color(0), "iterations": iterations, "epochs": epochs}
     if iterations:
         st.plotly_chart(plots.loss_curves([run], height=270, x_max=status.get("total_steps")), key=f"tr_loss_{run_id}")
-    elif state in run_views.ACTIVE_STATES:
+    elif state in ACTIVE_STATES:
         st.caption("The loss curve appears after the first iterations.")
     if epochs:
         st.plotly_chart(plots.accuracy_curves([run], height=270, x_max=info.epochs), key=f"tr_acc_{run_id}")
-    elif state in run_views.ACTIVE_STATES:
+    elif state in ACTIVE_STATES:
         st.caption("Validation accuracy appears after the first epoch.")
     if state == "succeeded":
         st.success(
@@ -499,7 +502,7 @@ def live_panel(run_id: str, polling: bool) -> None:
         st.info(f"Cancelled{why}. Its curves and checkpoints up to then are kept.")
     elif state == "unreadable":
         st.error(f"This run's files cannot be read: {info.error}")
-    if polling and alone and state not in run_views.ACTIVE_STATES:
+    if polling and alone and state not in ACTIVE_STATES:
         st.rerun()  # it just finished: redraw the whole page once, and stop polling
 
 

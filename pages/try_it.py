@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import clips, code_view, identity, plots, run_views, ui, ui_try
 from kwscore import audio, pretrained, snippets
-from kwscore.data.dataset import SAMPLE_RATE
+from kwscore.audio import SAMPLE_RATE
 from kwscore.errors import KwsError
 from kwscore.features import FeatureConfig, linear_spectrogram_db
 from kwscore.inference import CLIP_MAX_SECONDS, MAX_SECONDS

@@ -39,7 +39,7 @@ def small_synth(tmp_path_factory) -> Path:
     from kwscore.data.synth import SynthParams, generate
 
     root = tmp_path_factory.mktemp("small-synth")
-    return generate(root, SynthParams(speakers=10, words="commands", utterances=2, seed=1, rooms=False))
+    return generate(root, SynthParams(speakers=10, words="commands", utterances=2, keyword_utterances=0, seed=1, rooms=False))
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +48,7 @@ def small_synth_all(tmp_path_factory) -> Path:
     from kwscore.data.synth import SynthParams, generate
 
     root = tmp_path_factory.mktemp("small-synth-all")
-    return generate(root, SynthParams(speakers=10, words="all", utterances=1, seed=3, rooms=False))
+    return generate(root, SynthParams(speakers=10, words="all", utterances=1, keyword_utterances=0, seed=3, rooms=False))
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,8 @@ _cache: dict[str, Path] = {}
 def trained_task_run(data_root: Path, runs_dir: Path) -> Path:
     """Train (once per process) and return ``runs_dir/RUN_ID``; later calls copy it into their own
     ``runs_dir``."""
-    from kwscore.runner import default_config, run_training
+    from kwscore.recipes import default_config
+    from kwscore.runner import run_training
 
     with _lock:
         if "run" not in _cache:

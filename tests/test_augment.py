@@ -16,12 +16,15 @@ from kwscore.augment import (
     PRESETS,
     AugmentConfig,
     AugmentStep,
+    BatchAugment,
+    NoiseBank,
     Pipeline,
     SpecAugment,
     SpecAugmentConfig,
     add_background_noise,
     add_colored_noise,
     colored_noise,
+    colored_noise_batch,
     compress,
     fix_length_centred,
     gain,
@@ -30,11 +33,13 @@ from kwscore.augment import (
     microphone,
     microphone_batch,
     mix,
+    mix_batch,
     pitch_shift,
     preset,
     reverb,
     reverberate_batch,
     room_impulse_response,
+    shift_batch,
     snr_db,
     spec_augment,
     spec_augment_batch,
@@ -501,6 +506,7 @@ def test_unknown_keys_and_presets():
         (SpecAugmentConfig(freq_mask_param=-1), (1, 1, 40, 101), "freq_mask_param must be a whole number"),
         (SpecAugmentConfig(mask_value="median"), (1, 1, 40, 101), "'mean' or 'zero'"),
         (SpecAugmentConfig(p=2.0), (1, 1, 40, 101), "p is a probability"),
+        (SpecAugmentConfig(freq_warp=0.5), (1, 1, 40, 101), "freq_warp (V) is a share between 0 and 0.3"),
         (SpecAugmentConfig(), (40, 101), "[batch, 1, n_mels, frames]"),
     ],
 )
@@ -508,6 +514,35 @@ def test_spec_augment_validation_messages(cfg, shape, expected):
     with pytest.raises(KwsError) as err:
         spec_augment_batch(torch.zeros(shape), cfg, seed=0)
     assert expected in str(err.value)
+
+
+def test_freq_warp_moves_every_band_by_the_drawn_factor():
+    """VTLP on the Mel axis: a bright band at m comes out at m / α (α drawn per example in
+    [1 - V, 1 + V]); without freq_warp the draws and the output are those of plain SpecAugment."""
+    specs = torch.zeros(64, 1, 40, 20)
+    specs[:, :, 20, :] = 1.0  # one bright band (a "formant") at band 20
+    no_masks = dict(n_freq_masks=0, n_time_masks=0)
+    out, masks = spec_augment_batch(specs, SpecAugmentConfig(freq_warp=0.2, **no_masks), seed=3)
+    alpha = masks["alpha"]
+    assert alpha.shape == (64,) and float(alpha.min()) >= 0.8 and float(alpha.max()) <= 1.2
+    assert float(alpha.std()) > 0.05  # independent per example
+    peak = out[:, 0, :, 0].argmax(dim=1).float()
+    assert torch.allclose(peak, 20.0 / alpha, atol=1.0)
+    assert out.shape == specs.shape and torch.isfinite(out).all()
+    lower = alpha > 1.05  # α > 1 reads higher bands: the formant moves down
+    assert (peak[lower] < 20).all() and (peak[alpha < 0.95] > 20).all()
+    plain, plain_masks = spec_augment_batch(torch.randn(4, 1, 40, 101), SpecAugmentConfig(), seed=1)
+    again, again_masks = spec_augment_batch(torch.randn(4, 1, 40, 101), SpecAugmentConfig(freq_warp=0.0), seed=1)
+    assert torch.equal(plain_masks["freq"], again_masks["freq"]) and torch.equal(plain_masks["alpha"], torch.ones(4))
+
+
+def test_freq_warp_record_and_identity_when_not_applied():
+    spec = torch.randn(40, 101)
+    out, record = spec_augment(spec, SpecAugmentConfig(freq_warp=0.1), seed=0)
+    assert 0.9 <= record["freq_warp"] <= 1.1 and out.shape == spec.shape
+    assert spec_augment(spec, SpecAugmentConfig(), seed=0)[1]["freq_warp"] is None
+    skipped, masks = spec_augment_batch(spec[None, None], SpecAugmentConfig(freq_warp=0.3, p=0.0), seed=0)
+    assert torch.equal(skipped[0, 0], spec) and float(masks["alpha"][0]) == 1.0
 
 
 @pytest.mark.parametrize("time_warp", [0, 5])
@@ -585,9 +620,7 @@ def test_microphone_effect_records_what_it_drew_within_limits():
 
 
 def test_batched_rooms_and_microphones_in_training():
-    """The runner's batched reverb/microphone: shapes kept, clips whose coin says no untouched."""
-    from kwscore.runner import BatchAugment
-
+    """BatchAugment's reverb/microphone: shapes kept, clips whose coin says no untouched."""
     x = torch.stack([word() for _ in range(6)])
     for effect in ("reverb", "microphone"):
         never = BatchAugment(AugmentConfig(steps=(AugmentStep(effect, 0.0),)), SR, None, seed=1)
@@ -596,3 +629,89 @@ def test_batched_rooms_and_microphones_in_training():
         y = always(x)
         assert y.shape == x.shape and torch.isfinite(y).all()
         assert all(not torch.equal(a, b) for a, b in zip(x, y, strict=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches: one implementation of each effect, for the lab, training and synthesis
+# ---------------------------------------------------------------------------------------------
+
+
+def steps(*items) -> AugmentConfig:
+    return AugmentConfig(steps=tuple(AugmentStep(e, p, params) for e, p, params in items))
+
+
+def test_the_lab_and_training_run_the_same_batched_functions():
+    """A per-clip effect is its batched function on a batch of one: with the same values drawn,
+    the Augmentation lab, BatchAugment and synthesis give identical samples."""
+    x = word()
+    once = lambda effect, params: BatchAugment(steps((effect, 1.0, params)), SR)(x[None])[0]  # noqa: E731
+    assert torch.equal(once("gain", {"gain_db": 6.0}), gain(x, 6.0)[0])
+    assert torch.equal(once("time_shift", {"shift_ms": 25.0}), time_shift(x, 25.0)[0])
+    noise = colored_noise(SR, "pink", seed=3)
+    assert torch.equal(colored_noise_batch(["pink"], SR, np.random.default_rng(3))[0], noise)
+    assert torch.equal(mix_batch(x[None], noise[None], torch.tensor([10.0]))[0], mix(x, noise, snr=10.0)[0])
+    assert torch.equal(mix_batch(x[None], noise[None], weight=torch.tensor([0.3]))[0], mix(x, noise, weight=0.3)[0])
+    quiet = mix_batch(torch.zeros(2, 1, SR), noise[None].expand(2, -1, -1), torch.tensor([10.0, math.inf]))
+    assert torch.equal(quiet[0], 0.1 * noise) and not quiet[1].any()  # silent clip: weight 0.1; SNR inf: nothing
+
+
+def test_noise_bank_cuts_the_windows_add_background_noise_records(noise_root):
+    noises = load_noises(noise_root)
+    _, rec = add_background_noise(word(), noises, weight=0.5, seed=7)
+    bank = NoiseBank(noises, SR, SR)
+    window = bank.cut(torch.tensor([rec["noise_index"]]), torch.tensor([rec["offset"]]))[0]
+    assert torch.equal(window, noises[rec["noise_index"]][:, rec["offset"] : rec["offset"] + SR])
+    assert bank.windows(5, torch.Generator().manual_seed(0)).shape == (5, 1, SR)
+
+
+@pytest.mark.parametrize("shift", [0, 37, -37, 799, -799, 800, -800])
+def test_shift_batch_moves_each_clip_like_time_shift(shift):
+    x = torch.randn(3, 1, 800)
+    shifts = torch.tensor([shift, 0, -shift])
+    out = shift_batch(x, shifts)
+    for b, s in enumerate(shifts.tolist()):
+        expected, record = time_shift(x[b], shift_ms=s / 16.0)  # time_shift works at 16 kHz
+        assert record["shift_samples"] == s and torch.equal(out[b], expected)
+
+
+def test_batch_augment_matches_the_effects():
+    x = torch.randn(16, 1, 8000) * 0.1
+    same = BatchAugment(steps(("time_shift", 0.0, {"shift_ms": 50.0})), 8000)(x)
+    assert torch.equal(same, x)  # p = 0: nothing happens
+    shifted = BatchAugment(steps(("time_shift", 1.0, {"shift_ms": 10.0})), 8000)(x)
+    assert (
+        torch.equal(shifted[..., 80:], x[..., :-80]) and (shifted[..., :80] == 0).all()
+    )  # 10 ms = 80 samples
+    louder = BatchAugment(steps(("gain", 1.0, {"gain_db": 6.0})), 8000)(x)
+    assert torch.allclose(louder, x * 10 ** (6 / 20))
+    noisy = BatchAugment(steps(("add_colored_noise", 1.0, {"snr_db": 10.0, "color": "pink"})), 8000)(x)
+    noise = noisy - x
+    snr = 10 * torch.log10(x.pow(2).mean(dim=(1, 2)) / noise.pow(2).mean(dim=(1, 2)))
+    assert torch.allclose(snr, torch.full_like(snr, 10.0), atol=1e-3)
+
+
+def test_batch_augment_leaves_clips_whose_coin_says_no_exactly_as_they_were():
+    x = torch.randn(64, 1, 8000) * 0.1
+    recipe = steps(
+        ("time_shift", 0.5, {"shift_ms": 20.0}),
+        ("gain", 0.5, {"gain_db": 6.0}),
+        ("add_colored_noise", 0.5, {"snr_db": 20.0}),
+    )
+    y = BatchAugment(recipe, 8000, seed=1)(x)
+    untouched = (y == x).all(dim=2).flatten()
+    assert 0 < int(untouched.sum()) < 64  # about 1/8 of the clips drew "no" three times
+
+
+def test_batch_augment_background_noise_and_per_clip_effects_keep_shapes():
+    x = torch.randn(6, 1, 8000) * 0.1
+    noises = [torch.randn(1, 40000) * 0.1, torch.randn(1, 3000) * 0.1]  # one shorter than a clip
+    recipe = steps(
+        ("add_background_noise", 1.0, {"weight": 0.5}),
+        ("time_stretch", 1.0, {"rate": (0.9, 1.1)}),
+        ("pitch_shift", 0.5, {"semitones": (-2.0, 2.0)}),
+    )
+    aug = BatchAugment(recipe, 8000, noises, seed=3)
+    assert aug.per_clip_effects == ["time_stretch", "pitch_shift"]
+    y = aug(x)
+    assert y.shape == x.shape and not torch.equal(y, x) and torch.isfinite(y).all()
+    assert torch.equal(BatchAugment(recipe, 8000, noises, seed=3)(x), y)  # same seed, same batch

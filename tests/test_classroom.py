@@ -16,8 +16,8 @@ import pytest
 from kwscore import classroom, jobs
 from kwscore.classroom import ClassLimits
 from kwscore.errors import KwsError
+from kwscore.recipes import default_config
 from kwscore.runfiles import RunFiles, now, write_json
-from kwscore.runner import default_config
 from tests.workers import kill_started_workers
 
 

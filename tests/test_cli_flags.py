@@ -15,7 +15,7 @@ from kwscore.choices import RECIPE_KEYS, recipe_model
 from kwscore.errors import KwsError
 from kwscore.features import FeatureConfig
 from kwscore.models import MODEL_NAMES
-from kwscore.runner import RECIPES, RunConfig
+from kwscore.recipes import RECIPES, RunConfig
 
 
 def config_of(*argv):

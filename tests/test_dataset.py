@@ -221,7 +221,7 @@ def test_a_nan_clip_is_skipped_with_a_warning_naming_it(small_synth, tmp_path):
     sf.write(path, x, sr, subtype="FLOAT")
     with pytest.warns(UserWarning, match=f"corrupt clip: .*{path.name}.*NaN or infinity"):
         assert SpeechCommands(copy, "training")[0] is None
-    from kwscore.runner import decode_all
+    from kwscore.training_data import decode_all
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -294,7 +294,7 @@ def test_cache_on_real_files_matches_the_uncached_decode(shared_real):
 
 
 def test_decode_all_keeps_16_bit_samples(small_synth):
-    from kwscore.runner import decode_all, in_chunks
+    from kwscore.training_data import decode_all, in_chunks
 
     ds = SpeechCommands(small_synth, "validation")
     calls = []

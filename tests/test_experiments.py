@@ -10,7 +10,7 @@ import pytest
 
 from kwscore import classroom, experiments, jobs
 from kwscore.errors import KwsError
-from kwscore.runner import default_config
+from kwscore.recipes import default_config
 
 
 @pytest.fixture
@@ -74,3 +74,38 @@ def test_the_class_limits_refuse_an_experiment_before_any_run_is_queued(runs_dir
     # the teacher (and the operator, no owner) are never limited
     assert len(experiments.launch_experiment(base("Ben", epochs=2), [0.5], "standard", teacher=True)["runs"]) == 2
     assert len(experiments.launch_experiment(base("", epochs=3), [0.5], "standard")["runs"]) == 2
+
+
+def test_bad_fractions_or_settings_queue_nothing(runs_dir):
+    assert experiments.check_fractions([1, 0.25, 0.25, 0.5]) == [0.25, 0.5, 1.0]  # sorted, each once
+    for fractions, message in (([], "at least one"), ([0.0], "above 0"), ([1.5], "at most 1"),
+                               ([float("nan")], "above 0"), ([True], "above 0"), (["0.5"], "above 0"),
+                               ([n / 100 for n in range(1, 12)], "At most 10 training fractions")):  # fmt: skip
+        with pytest.raises(KwsError, match=message):
+            experiments.launch_experiment(base(), fractions, "standard")
+    with pytest.raises(KwsError, match="need a recipe"):
+        experiments.launch_experiment(base(), [0.5], "none")
+    with pytest.raises(KwsError, match="Unknown augmentation preset|augment"):
+        experiments.launch_experiment(base(), [0.5], "sideways")
+    assert jobs.list_runs() == [] and experiments.list_experiments() == []
+
+
+def test_results_follow_the_runs_and_an_experiment_is_found_by_its_id(runs_dir):
+    record = experiments.launch_experiment(base(), [1.0, 0.25], "standard")
+    assert [(r["fraction"], r["augment"]) for r in record["runs"]] == [(0.25, "off"), (0.25, "on"), (1.0, "off"),
+                                                                       (1.0, "on")]  # fmt: skip
+    first, second = record["runs"][0]["run_id"], record["runs"][1]["run_id"]
+    status = runs_dir / first / "status.json"
+    json_status = json.loads(status.read_text())
+    status.write_text(json.dumps({**json_status, "state": "succeeded", "started_at": json_status["created"] + 1,
+                                  "ended_at": json_status["created"] + 9, "test_accuracy": 0.75}))  # fmt: skip
+    jobs.delete(second, runs_dir)
+    rows = experiments.experiment_results(record)
+    assert [(r["state"], r["accuracy"]) for r in rows] == [("succeeded", 0.75), ("deleted", None), ("queued", None),
+                                                           ("queued", None)]  # fmt: skip
+    assert rows[0]["info"].run_id == first and rows[1]["info"] is None
+    assert experiments.find_experiment(record["id"])["id"] == record["id"]
+    assert experiments.find_experiment(record["id"][-4:])["id"] == record["id"]
+    assert experiments.find_experiment()["id"] == record["id"]  # the newest
+    with pytest.raises(KwsError, match="No experiment 'nope'"):
+        experiments.find_experiment("nope")

@@ -25,7 +25,8 @@ def cnn_run(embedded_data_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def m5_run(small_synth, tmp_path_factory):
     """A tiny M5 (8 kHz: the export must include the resampler): one epoch is enough for parity."""
-    from kwscore.runner import default_config, run_training
+    from kwscore.recipes import default_config
+    from kwscore.runner import run_training
 
     config = default_config("m5", data=str(small_synth), epochs=1, batch_size=32, threads=1, augment="none", sample_rate=8000,
                             model_kwargs={"n_channel": 8, "stride": 16})  # fmt: skip

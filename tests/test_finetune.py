@@ -1,5 +1,5 @@
 """Your voice in a minute: fine-tuning a finished run on a few takes (``kwscore finetune``,
-:func:`kwscore.runner.finetune_config`), through the same runner as every training."""
+:func:`kwscore.recipes.finetune_config`), through the same runner as every training."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from kwscore.data.words import COMMANDS
 from kwscore.errors import KwsError
 from kwscore.labels import SILENCE, UNKNOWN
 from kwscore.models import build_model
+from kwscore.recipes import FINETUNE, default_config, finetune_config
 from kwscore.runfiles import RunFiles
-from kwscore.runner import FINETUNE, default_config, finetune_config, run_training, select_replay
+from kwscore.runner import run_training
 from kwscore.training import save_checkpoint
+from kwscore.training_data import select_replay
 from kwscore.userdata import save_take
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,7 +35,7 @@ def recordings(tmp_path_factory) -> Path:
     saved through :func:`kwscore.userdata.save_take` as the Your-own-words page saves them."""
     from kwscore.data.synth import SynthParams, generate
 
-    source = generate(tmp_path_factory.mktemp("voice"), SynthParams(speakers=3, words="commands", utterances=TAKES, seed=7))
+    source = generate(tmp_path_factory.mktemp("voice"), SynthParams(speakers=3, words="commands", utterances=TAKES, keyword_utterances=0, seed=7))
     ds = SpeechCommands(source, None, commands="8")
     speaker = sorted(set(ds.speakers()))[0]
     root = tmp_path_factory.mktemp("my-recordings")

@@ -221,7 +221,8 @@ def test_train_on_own_recordings(embedded_data_dir, tmp_path):
     """Takes 'recorded' at 44.1 kHz stereo (synthetic clips standing in for a microphone), saved with
     kwscore.userdata, listed, then a tiny run with commands="all" on that user dataset."""
     from kwscore.data.dataset import SpeechCommands
-    from kwscore.runner import default_config, run_training
+    from kwscore.recipes import default_config
+    from kwscore.runner import run_training
     from kwscore.streaming import word_bounds
     from kwscore.userdata import list_takes, save_take
 
@@ -308,7 +309,7 @@ def test_antiphase_stereo_is_silent():
 @pytest.mark.parametrize("rate", [999983, 15999, 0, None, "8000"])
 def test_a_front_end_asking_for_an_odd_rate_is_refused(rate):
     """A damaged or foreign checkpoint's front end: refused politely, no gigabyte sinc kernel."""
-    from kwscore.evaluation import build_transform
+    from kwscore.features import build_transform
 
     with pytest.raises(KwsError, match="front end cannot be built"):
         build_transform({"input_sample_rate": SR, "sample_rate": rate, "features": None})
@@ -318,7 +319,8 @@ def test_a_front_end_asking_for_an_odd_rate_is_refused(rate):
 
 
 def test_a_checkpoint_asking_for_999983_hz_is_refused(tmp_path):
-    from kwscore.evaluation import load_run_model, transform_config
+    from kwscore.evaluation import load_run_model
+    from kwscore.features import transform_config
     from kwscore.models import build_model
     from kwscore.training import save_checkpoint
 
@@ -331,7 +333,7 @@ def test_a_checkpoint_asking_for_999983_hz_is_refused(tmp_path):
 
 
 def test_training_refuses_a_model_rate_with_a_huge_sinc_kernel():
-    from kwscore.runner import default_config
+    from kwscore.recipes import default_config
 
     assert any("taps" in p for p in default_config("m5", sample_rate=15999).problems(check_data=False))
     assert not default_config("m5", sample_rate=11025).problems(check_data=False)

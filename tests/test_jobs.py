@@ -13,8 +13,8 @@ import pytest
 
 from kwscore import jobs
 from kwscore.errors import KwsError
+from kwscore.recipes import default_config
 from kwscore.runfiles import RunFiles, now, write_json
-from kwscore.runner import default_config
 
 
 def config(small_synth, epochs=1):

@@ -148,7 +148,8 @@ def test_task_dataset_rebuilds_a_models_test_clips(small_synth_all):
 
 
 def test_training_adds_the_classes_by_default_and_no_unknown_turns_them_off(small_synth_all, small_synth):
-    from kwscore.runner import default_config, prepare_data
+    from kwscore.recipes import default_config
+    from kwscore.training_data import prepare_data
 
     config = default_config("cnn", data=str(small_synth_all), epochs=1, augment="none")
     data = prepare_data(config)
@@ -166,7 +167,7 @@ def test_training_adds_the_classes_by_default_and_no_unknown_turns_them_off(smal
 
 def test_commands_12_is_the_standard_task(small_synth_all):
     from kwscore.cli import _config_from_args, build_parser
-    from kwscore.runner import prepare_data
+    from kwscore.training_data import prepare_data
 
     args = build_parser().parse_args(["train", "--model", "cnn", "--data", str(small_synth_all), "--commands", "12"])
     data = prepare_data(_config_from_args(args))
@@ -179,7 +180,7 @@ def test_commands_12_is_the_standard_task(small_synth_all):
 
 
 def test_bad_unknown_setting_is_explained():
-    from kwscore.runner import RunConfig
+    from kwscore.recipes import RunConfig
 
     problems = " ".join(RunConfig(data="x", unknown="yes", replay=-1).problems(check_data=False))
     assert "unknown must be true or false" in problems and "replay must be" in problems

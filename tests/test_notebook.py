@@ -12,7 +12,7 @@ import pytest
 
 from kwscore.errors import KwsError
 from kwscore.notebook import build_notebook
-from kwscore.runner import default_config
+from kwscore.recipes import default_config
 
 
 def tiny(small_synth, model="cnn", **changes) -> dict:

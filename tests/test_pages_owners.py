@@ -21,7 +21,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kwscore import classroom, jobs
-from kwscore.runner import default_config
+from kwscore.recipes import default_config
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 KEY = "test-teacher-key-123"
@@ -228,3 +228,20 @@ def test_queue_words():
     assert run_views.queue_text(jobs.QueueEntry("r", "Ana", 1, 0.0)) == "next in line, starts in under a minute"
     assert run_views.queue_text(jobs.QueueEntry("r", "Ana", 2, None)) == "2nd in line"
     assert run_views.queue_text(jobs.QueueEntry("r", "", 9, 3 * 3600.0)).endswith("starts in about 3 h 00 min")
+
+
+def test_the_ready_model_is_shown_as_kws_studios_and_a_nameless_run_as_no_name(runs_dir, monkeypatch):
+    from kwscore import pretrained
+
+    monkeypatch.setenv("KWS_READY_MODEL", "1")
+    (ready,) = pretrained.install(runs_dir)
+    nameless = queued_run("")
+    at = session("runs", who="Ana")
+    owners = dict(zip(at.dataframe[0].value["run id"], at.dataframe[0].value["owner"], strict=True))
+    assert owners[ready] == "KWS Studio (ready model)" and owners[nameless] == "no name"
+    at.selectbox(key="runs_detail").set_value(ready).run()
+    assert not [b for b in at.button if b.key == "runs_delete"], "a student cannot delete the ready model"
+    assert "This run is no student's (KWS Studio (ready model)): only the teacher" in everything(at)
+    teacher = session("teacher", key=KEY)
+    owners = " ".join(str(v) for d in teacher.dataframe for v in d.value.get("owner", []))
+    assert "KWS Studio (ready model)" in owners and "no name" in owners

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kwscore import jobs
-from kwscore.runner import default_config
+from kwscore.recipes import default_config
 from tests.workers import kill_started_workers
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")

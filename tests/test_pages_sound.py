@@ -165,6 +165,11 @@ def test_every_spectrogram_setting_changes_the_picture(kws_env):
     assert z(at, "spec_main").shape == (40, 101)
     assert metrics(at)["Model input"] == "40 × 101" and metrics(at)["Hz per FFT bin"] == "31.25"
     assert len(audio_urls(at)) == 1
+    # "Look closer" starts closed: its worked-out numbers are neither built nor sent until it is opened
+    assert not any("worked out" in md.value for md in at.markdown) and not at.code
+    at.session_state["spec_look"] = True
+    at.run()
+    assert any("worked out" in md.value for md in at.markdown)
     for kind, key, value, holds, numbers_move in MOVES:
         before_z, before_numbers = z(at, "spec_main"), numbers_text(at)
         widget = getattr(at, kind)(key=key)
@@ -228,6 +233,8 @@ def test_invalid_combinations_are_explained_not_raised(kws_env):
 
 def test_side_views_of_the_spectrogram_lab(kws_env):
     at = open_page("spectrogram")
+    at.session_state["spec_look"] = True  # the "Look closer" expander
+    at.run()
     assert not has_chart(at, "spec_default")  # the numbers open first: the views' figures wait for their tab
     at.session_state["spec_view"] = "Default vs yours"
     at.run()
@@ -331,6 +338,16 @@ def test_augmentation_lab_effects_draws_and_masks(kws_env):
     at.button(key="aug_draw").click().run()
     assert not at.exception and at.session_state["aug_seed"] == seed + 1
     assert table(at)["drawn this time"].tolist() != drawn
+
+    # the vocal-tract warp (VTLP): its factor is drawn and said, and it changes the picture
+    before = chart(at, "aug_spec_a")["data"][0]["z"]
+    at.slider(key="augw_spec_V").set_value(20).run()
+    assert not at.exception
+    said = table(at).loc["SpecAugment", "drawn this time"]
+    assert "vocal tract: bands × " in said and "V ±20%" in table(at).loc["SpecAugment", "range"]
+    assert 0.8 <= float(said.split("bands × ")[1].split()[0]) <= 1.2
+    assert AugmentConfig.from_dict(at.session_state["augment_config"]).spec_augment.freq_warp == 0.2
+    assert chart(at, "aug_spec_a")["data"][0]["z"] != before
 
     # a narrower range is honoured, SpecAugment off removes the masks
     at.slider(key="augw_gain_gain_db").set_value((3.0, 3.0)).run()

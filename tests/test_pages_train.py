@@ -15,8 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from kwscore import jobs
 from kwscore.models import describe
+from kwscore.recipes import default_config
 from kwscore.runfiles import write_json
-from kwscore.runner import default_config
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from kwscore import jobs
-from kwscore.runner import default_config
+from kwscore.recipes import default_config
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from kwscore.errors import KwsError
+from kwscore.recipes import default_config
 from kwscore.runlabels import annotate, compare_labels, resolve_run, settings
-from kwscore.runner import default_config
 
 
 def cfg(model: str = "m5", **changes) -> dict:

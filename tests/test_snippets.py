@@ -51,6 +51,8 @@ def spec_z(at: AppTest, key: str) -> np.ndarray:
 
 def test_spectrogram_lab_code_reproduces_the_picture(kws_env, tmp_path):
     at = open_page("spectrogram")
+    assert not at.code  # the lab builds its code only when the expander is open
+    at.session_state["spec_code"] = True
     at.button(key="spec_preset_torchaudio").click().run()
     code = page_code(at)
     assert "T.MelSpectrogram(  # = T.MelSpectrogram(): torchaudio's defaults" in code and "n_fft=400," in code
@@ -206,7 +208,7 @@ def test_live_code_runs_the_pages_detector(page_run, kws_env, tmp_path, monkeypa
 def test_record_code_trims_and_counts_like_the_page(page_run, embedded_data_dir, tmp_path, monkeypatch):
     from kwscore import audio
     from kwscore.data.dataset import SpeechCommands
-    from kwscore.runner import FINETUNE
+    from kwscore.recipes import FINETUNE
     from kwscore.userdata import save_take
 
     data = tmp_path / "data"

@@ -84,25 +84,26 @@ def test_manifest_and_idempotence(small_synth):
     manifest = read_manifest(small_synth)
     assert manifest["params"] == {
         "speakers": 10, "words": "commands", "utterances": 2, "seed": 1, "rooms": False, "keyword_utterances": 0,
+        "harder_test": True,
     }  # fmt: skip
     assert manifest["counts"]["clips"] == 160 and manifest["generator_version"] >= 1
     marker = dataset_folder(small_synth) / MANIFEST
     before = marker.stat().st_mtime_ns
-    generate(small_synth, SynthParams(speakers=10, words="commands", utterances=2, seed=1, rooms=False))
+    generate(small_synth, SynthParams(speakers=10, words="commands", utterances=2, keyword_utterances=0, seed=1, rooms=False))
     assert marker.stat().st_mtime_ns == before, "a complete dataset is reused, not regenerated"
 
 
 def test_deterministic_for_a_seed(tmp_path):
-    params = SynthParams(speakers=3, words="commands", utterances=1, seed=7)
+    params = SynthParams(speakers=3, words="commands", utterances=1, keyword_utterances=0, seed=7)
     a = generate(tmp_path / "a", params)
     b = generate(tmp_path / "b", params)
     assert _digest(a) == _digest(b)
-    c = generate(tmp_path / "c", SynthParams(speakers=3, words="commands", utterances=1, seed=8))
+    c = generate(tmp_path / "c", SynthParams(speakers=3, words="commands", utterances=1, keyword_utterances=0, seed=8))
     assert _digest(a) != _digest(c)
 
 
 def test_partial_dataset_is_detected_and_regenerated(tmp_path):
-    params = SynthParams(speakers=3, words="commands", utterances=1, seed=2)
+    params = SynthParams(speakers=3, words="commands", utterances=1, keyword_utterances=0, seed=2)
     root = generate(tmp_path, params)
     victim = next(dataset_folder(root).glob("yes/*.wav"))
     victim.unlink()  # as if interrupted / damaged
@@ -132,19 +133,39 @@ def test_all_35_words_with_more_takes_of_the_keywords(tmp_path):
     ]
 
 
+def test_testing_speakers_record_in_harder_conditions():
+    """The same takes recorded as a training speaker's and as a testing speaker's session: the
+    testing one always has a room, and its noise is 0-20 dB below the speech instead of 10-50."""
+    from kwscore.data.synth import record_session
+
+    takes = np.zeros((6, 16000), dtype=np.float32)
+    takes[:, 4000:8000] = np.sin(np.arange(4000) * 0.3, dtype=np.float32) * 0.5
+    easy_snr, hard_snr, rooms = [], [], 0
+    for seed in range(12):
+        _, easy = record_session(takes, np.random.default_rng(seed), rooms=True)
+        clips, hard = record_session(takes, np.random.default_rng(seed), rooms=True, harder=True)
+        assert clips.shape == takes.shape and np.isfinite(clips).all()
+        assert "room" in hard and 0.3 <= hard["room"]["rt60_s"] <= 0.9
+        rooms += "room" in easy
+        easy_snr += easy["snr_db"]
+        hard_snr += hard["snr_db"]
+    assert rooms < 12  # a training speaker has a room 7 times in 10
+    assert max(hard_snr) <= 25.0 and min(hard_snr) >= -3.0 and np.mean(hard_snr) < np.mean(easy_snr) - 10
+
+
 def test_refuses_to_overwrite_a_foreign_dataset(tmp_path):
     foreign = dataset_folder(tmp_path) / "yes"
     foreign.mkdir(parents=True)
     sf.write(foreign / "aaaaaaaa_nohash_0.wav", np.zeros(16000), 16000, subtype="PCM_16")
     for force in (False, True):  # --force never deletes a dataset kwscore did not write
         with pytest.raises(KwsError, match="did not generate"):
-            generate(tmp_path, SynthParams(speakers=3, words="commands", utterances=1), force=force)
+            generate(tmp_path, SynthParams(speakers=3, words="commands", utterances=1, keyword_utterances=0), force=force)
         assert (foreign / "aaaaaaaa_nohash_0.wav").exists()
 
 
 def test_regenerating_keeps_clips_it_did_not_write(tmp_path):
     """A take recorded into a generated dataset survives --force in ROOT/_trash/, byte for byte."""
-    params = SynthParams(speakers=3, words="commands", utterances=1, seed=3)
+    params = SynthParams(speakers=3, words="commands", utterances=1, keyword_utterances=0, seed=3)
     root = generate(tmp_path, params)
     take = dataset_folder(root) / "yes" / "feedbeef_nohash_0.wav"
     sf.write(take, np.full(16000, 0.25), 16000, subtype="PCM_16")

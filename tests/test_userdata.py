@@ -7,10 +7,11 @@ import pytest
 import soundfile as sf
 import torch
 
+from kwscore.audio import trim_silence
 from kwscore.data.dataset import SpeechCommands
 from kwscore.data.layout import dataset_folder
 from kwscore.errors import KwsError
-from kwscore.userdata import delete_take, list_takes, prepare_take, save_take, speaker_id, trim_silence
+from kwscore.userdata import delete_take, list_takes, prepare_take, save_take, speaker_id
 
 
 def tone_take(sr=44100, seconds=2.0, word_at=0.7, word_len=0.4, channels=2):
@@ -93,7 +94,8 @@ def test_mono_float_numpy_input(tmp_path):
 def test_train_on_your_recordings_mixed_with_a_dataset(small_synth, tmp_path):
     """Takes of a new word join the embedded set's splits; a real run learns all nine words."""
     from kwscore.cli import main as cli
-    from kwscore.runner import default_config, run_training
+    from kwscore.recipes import default_config
+    from kwscore.runner import run_training
 
     user = tmp_path / "user"
     for i in range(10):  # two 'speakers', five takes each: 3 training, 1 validation, 1 testing

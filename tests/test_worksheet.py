@@ -7,7 +7,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from kwscore.features import FEATURE_PRESETS, FeatureConfig
-from kwscore.runner import default_config
+from kwscore.recipes import default_config
 from kwscore.worksheet import front_end_numbers, nearest_powers_of_two, worksheet
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")

@@ -30,7 +30,8 @@ def trained_cnn_run(data_root: Path, runs_dir: Path) -> Path:
     into their own ``runs_dir`` if it differs."""
     import shutil
 
-    from kwscore.runner import default_config, run_training
+    from kwscore.recipes import default_config
+    from kwscore.runner import run_training
 
     with _lock:
         if "run" not in _cache:

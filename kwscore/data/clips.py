@@ -16,8 +16,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kwscore.data.info import SPLITS
-from kwscore.data.layout import FILENAME_RE, dataset_folder, read_split_lists, word_folders
+from kwscore.data.dataset import SUBSETS
+from kwscore.data.layout import FILENAME_RE, SplitLists, dataset_folder, read_split_lists, word_folders
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,20 +89,22 @@ def folder_stamp(root: str | os.PathLike) -> float:
     return max((p.stat().st_mtime for p in [folder, *folder.iterdir()] if p.is_dir()), default=0.0)
 
 
-def scan_clips(root: str | os.PathLike) -> ClipIndex:
+def scan_clips(root: str | os.PathLike, *, files_only: bool = True, lists: SplitLists | None = None) -> ClipIndex:
     """List every ``<word>/<speaker>_nohash_<n>.wav`` of the dataset and the split it is in.
 
     The split comes from ``validation_list.txt`` / ``testing_list.txt`` (read checked: a non-UTF-8
-    or hostile line is left out, never a traceback); every other clip is training.
+    or hostile line is left out, never a traceback; ``lists``: already read by the caller); every
+    other clip is training. ``files_only=False`` keeps a folder, pipe or device named like a clip
+    (``kwscore data info`` reports those as unreadable; a picker leaves them out).
     """
     folder = dataset_folder(root)
-    lists = read_split_lists(root)
+    lists = read_split_lists(root) if lists is None else lists
     val, test = set(lists.validation), set(lists.testing)
     rows = []
-    tree: Tree = {s: {} for s in SPLITS}
+    tree: Tree = {s: {} for s in SUBSETS}
     for word in word_folders(root):
         with os.scandir(folder / word) as entries:
-            names = sorted(e.name for e in entries if e.is_file())
+            names = sorted(e.name for e in entries if not files_only or e.is_file())
         for name in names:
             m = FILENAME_RE.match(name)
             if not m:

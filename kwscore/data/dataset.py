@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from torchaudio.datasets import SPEECHCOMMANDS
 
 from kwscore import audio
+from kwscore.audio import SAMPLE_RATE
 from kwscore.data.layout import (
     FILENAME_RE,
     LIST_FILES,
@@ -39,7 +40,6 @@ from kwscore.data.layout import (
 from kwscore.data.words import ALL_WORDS, COMMANDS, TASK_12_WORDS
 from kwscore.errors import KwsError
 
-SAMPLE_RATE = audio.SAMPLE_RATE
 SUBSETS = ("training", "validation", "testing")
 Item = tuple[torch.Tensor, int, str, str, int]
 

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from kwscore import audio
+from kwscore.data.clips import scan_clips
 from kwscore.data.dataset import SUBSETS, check_layout
-from kwscore.data.layout import FILENAME_RE, dataset_root, noise_files, read_split_lists, word_folders
+from kwscore.data.layout import dataset_root, noise_files, read_split_lists, word_folders
 from kwscore.data.synth import read_manifest
 from kwscore.errors import KwsError
-
-SPLITS = SUBSETS
 
 
 @dataclass
@@ -38,14 +37,14 @@ class DatasetInfo:
     unreadable: list[str] = field(default_factory=list)  #: clip ids whose header cannot be read
 
     def total(self, split: str | None = None) -> int:
-        splits = [split] if split else SPLITS
+        splits = [split] if split else SUBSETS
         return sum(sum(self.clips[s].values()) for s in splits)
 
     def overlapping_speakers(self) -> dict[str, set]:
         """Speakers found in two splits (should be empty: splits are by speaker)."""
         out = {}
-        for i, a in enumerate(SPLITS):
-            for b in SPLITS[i + 1 :]:
+        for i, a in enumerate(SUBSETS):
+            for b in SUBSETS[i + 1 :]:
                 both = self.speakers[a] & self.speakers[b]
                 if both:
                     out[f"{a}/{b}"] = both
@@ -59,7 +58,7 @@ class DatasetInfo:
         """A human-readable report (what ``kwscore data info`` prints)."""
         lines = [f"Dataset: {self.name}", f"Root:    {self.root}", f"Words ({len(self.words)}): {', '.join(self.words)}"]
         lines.append(f"{'split':<12}{'clips':>8}{'speakers':>10}")
-        for s in SPLITS:
+        for s in SUBSETS:
             lines.append(f"{s:<12}{self.total(s):>8}{len(self.speakers[s]):>10}")
         st = self.duration_stats()
         lines.append(f"Duration (s): min {st['min']:.3f}, mean {st['mean']:.3f}, max {st['max']:.3f}")
@@ -96,29 +95,23 @@ def dataset_info(root: str | os.PathLike, with_durations: bool = True) -> Datase
     """Scan a dataset: counts per split and word, speakers per split, clip durations."""
     folder = check_layout(root)
     lists = read_split_lists(root)
-    val, test = set(lists.validation), set(lists.testing)
     info = DatasetInfo(root=dataset_root(root), name=dataset_name(root), words=word_folders(root))
     info.has_split_lists = not lists.missing
     info.list_problems = lists.problems
-    info.clips = {s: Counter() for s in SPLITS}
+    info.clips = {s: Counter() for s in SUBSETS}
     info.speakers = defaultdict(set)
-    for word in info.words:
-        for path in sorted((folder / word).glob("*.wav")):
-            m = FILENAME_RE.match(path.name)
-            if not m:
+    # the one clip scan (the dashboard's picker too); a pipe or a folder named like a clip is kept, to be reported
+    for rel, word, speaker, _take, split in scan_clips(root, files_only=False, lists=lists).rows:
+        info.clips[split][word] += 1
+        info.speakers[split].add(speaker)
+        if with_durations:
+            try:
+                frames, sample_rate = audio.header(folder / rel)
+            except KwsError:
+                info.unreadable.append(rel)  # the loader skips it with a warning
                 continue
-            rel = f"{word}/{path.name}"
-            split = "validation" if rel in val else "testing" if rel in test else "training"
-            info.clips[split][word] += 1
-            info.speakers[split].add(m["speaker"])
-            if with_durations:
-                try:
-                    frames, sample_rate = audio.header(path)
-                except KwsError:
-                    info.unreadable.append(rel)  # the loader skips it with a warning
-                    continue
-                info.durations.append(frames / sample_rate)
-                info.sample_rates[sample_rate] += 1
-    info.speakers = {s: info.speakers[s] for s in SPLITS}
+            info.durations.append(frames / sample_rate)
+            info.sample_rates[sample_rate] += 1
+    info.speakers = {s: info.speakers[s] for s in SUBSETS}
     info.noises = [p.name for p in noise_files(root)]
     return info

@@ -76,6 +76,19 @@ def about(run_dir: str | os.PathLike) -> dict | None:
     return data if ok else None
 
 
+#: Shown as the owner of an installed ready model: it is no student's run.
+OWNER = "KWS Studio (ready model)"
+
+
+def owner_of(info) -> str:
+    """Whose a run (a :class:`kwscore.jobs.RunInfo`) is, in words: its owner, :data:`OWNER` for an
+    installed ready model (it has an ``about.json``), else ``""`` (a run launched without a name)."""
+    owner = (getattr(info, "owner", "") or "").strip()
+    if owner:
+        return owner
+    return OWNER if getattr(info, "path", None) and about(info.path) is not None else ""
+
+
 def ready_line(info: dict) -> str:
     """``Ready model: a CNN trained on the embedded synthetic speech (2,560 clips, 128 voices); on
     real voices it gets 61.3 % (8 commands).`` — every number from ``about.json``."""
@@ -195,6 +208,7 @@ def _copy_run(folder: Path, root: Path, run_id: str) -> None:
 
 __all__ = [
     "EMBEDDED",
+    "OWNER",
     "READY",
     "about",
     "enabled",
@@ -202,6 +216,7 @@ __all__ = [
     "install",
     "installed",
     "map_strings",
+    "owner_of",
     "ready_line",
     "shipped",
 ]

@@ -258,7 +258,8 @@ def through_load(path: Path, tmp_path: Path):
 def detect_run(small_synth, tmp_path_factory) -> Path:
     """A small CNN trained for one epoch on the small synthetic set: a real run folder, in seconds
     (what is tested is how files are read, not how well the model hears)."""
-    from kwscore.runner import default_config, run_training
+    from kwscore.recipes import default_config
+    from kwscore.runner import run_training
 
     config = default_config("cnn", data=str(small_synth), commands="8", epochs=1, batch_size=32, threads=1,
                             model_kwargs={"channels": [8, 16], "dropout": 0.0}, augment="none", seed=0)  # fmt: skip

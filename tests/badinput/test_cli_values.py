@@ -68,12 +68,34 @@ CASES = {
     "queue-url-password-hidden": (["train", "--background"], {"KWS_QUEUE_URL": "redis://:hunter2@127.0.0.1:1/0"},
                                   re.escape("redis://:***@127.0.0.1:1/0")),  # fmt: skip
     "queue-url-garbage": (["train", "--background"], {"KWS_QUEUE_URL": "not a url"}, "KWS_QUEUE_URL="),
+    # `kwscore experiment`: a grid of runs; a refusal must queue none of them and leave no record behind
+    "experiment-fractions-text": (["experiment", "launch", "--fractions", "half"], {}, "--fractions takes shares"),
+    "experiment-fractions-empty": (["experiment", "launch", "--fractions", ""], {}, "--fractions takes shares"),
+    "experiment-fractions-zero": (["experiment", "launch", "--fractions", "0,1"], {}, "above 0 and at most 1"),
+    "experiment-fractions-nan": (["experiment", "launch", "--fractions", "0.5,nan"], {}, "above 0 and at most 1"),
+    "experiment-fractions-200-percent": (["experiment", "launch", "--fractions", "200%"], {}, "at most 1.*got 2"),
+    "experiment-fractions-thousand": (["experiment", "launch", "--fractions", ",".join(f"{n / 1000:g}" for n in
+                                       range(1, 1001))], {}, r"At most 10 training fractions \(20 runs\)"),  # fmt: skip
+    "experiment-fractions-long": (["experiment", "launch", "--fractions", "9" * 100_000], {}, "above 0 and at most 1"),
+    "experiment-augment-none": (["experiment", "launch", "--augment", "none"], {}, "need a recipe"),
+    "experiment-augment-lab": (["experiment", "launch", "--augment", "lab"], {}, "lives in the dashboard"),
+    "experiment-augment-bogus": (["experiment", "launch", "--augment", "bogus"], {}, "Unknown augmentation 'bogus'"),
+    "experiment-epochs-zero": (["experiment", "launch", "--epochs", "0"], {}, "epochs must be a whole number ≥ 1"),
+    "experiment-seed-negative": (["experiment", "launch", "--seed", "-1"], {}, "seed must be a whole number"),
+    "experiment-model-unknown": (["experiment", "launch", "--model", "m6"], {}, "Unknown model 'm6'"),
+    "experiment-data-missing": (["experiment", "launch", "--data", "/no/such/folder"], {}, "No dataset at /no/such"),
+    "experiment-data-long-path": (["experiment", "launch", "--data", LONG_PATH], {}, "File name too long"),
+    "experiment-owner-huge": (["experiment", "launch", "--owner", "x" * 5000], {}, "owner must be a name"),
+    "experiment-fraction-by-bogus": (["experiment", "launch", "--fraction-by", "voice"], {}, "invalid choice: 'voice'"),
+    "experiment-start": (["experiment", "start"], {}, r"invalid choice: 'start' \(choose from 'launch', 'show', 'list'\)"),
+    "experiment-show-none-yet": (["experiment", "show"], {}, "No experiments in"),
+    "experiment-show-long-id": (["experiment", "show", LONG_ID], {}, "No experiments in"),
 }
 
 
 def _args(case: str, data: Path, runs: Path) -> tuple[list[str], dict[str, str], str]:
     args, env, expected = CASES[case]
-    if args[0] == "train":
+    if args[0] == "train" or args[:2] == ["experiment", "launch"]:
         args = [*args, "--epochs", "1"] if "--epochs" not in args else args
         args = [*args, "--data", str(data)] if "--data" not in args else args
     if "--runs-dir" not in args:
@@ -126,7 +148,8 @@ def startup():
     return out
 
 
-@pytest.mark.parametrize("case", ["seed-1e23", "model-huge", "eval-long-id", "queue-url-password-hidden"])
+@pytest.mark.parametrize("case", ["seed-1e23", "model-huge", "eval-long-id", "queue-url-password-hidden",
+                                  "experiment-fractions-text"])  # fmt: skip
 def test_a_real_process_prints_the_same_one_line(case, startup, small_synth, tmp_path):
     runs = tmp_path / "runs"
     args, env, expected = _args(case, small_synth, runs)
@@ -167,7 +190,7 @@ def test_a_damaged_environment_is_not_a_crash(tmp_path):
 def test_the_data_path_of_a_run_is_stored_absolute(small_synth, monkeypatch, tmp_path):
     """A relative --data is resolved where the command runs, not later in the worker's folder."""
     from kwscore import jobs
-    from kwscore.runner import default_config
+    from kwscore.recipes import default_config
 
     monkeypatch.chdir(Path(small_synth).parent)
     run_id = jobs.create_run(default_config("m5", data=Path(small_synth).name, mix=[f"./{Path(small_synth).name}"],

@@ -183,7 +183,7 @@ def test_a_forged_queue_message_never_runs_and_is_logged(worker, case, tmp_path)
 @pytest.mark.slow
 def test_the_queue_still_runs_real_runs_after_the_forgeries(worker, small_synth):
     """Our own messages are signed JSON: after every forgery above, a real run still trains."""
-    from kwscore.runner import default_config
+    from kwscore.recipes import default_config
 
     config = default_config("m5", data=str(small_synth), epochs=1, batch_size=32, augment="none", threads=1,
                             model_kwargs={"n_channel": 4, "stride": 16})  # fmt: skip

@@ -50,7 +50,7 @@ def _checkpoint(path: Path, **override) -> None:
 
     import torch
 
-    from kwscore.evaluation import transform_config
+    from kwscore.features import transform_config
     from kwscore.models import build_model
     from kwscore.training import save_checkpoint
 
@@ -67,7 +67,7 @@ def _checkpoint(path: Path, **override) -> None:
 
 def healthy_run(root: Path, run_id: str, data: str) -> RunFiles:
     """A finished run as the runner leaves it: config, status, metrics, report, log and best.pt."""
-    from kwscore.runner import default_config
+    from kwscore.recipes import default_config
 
     files = RunFiles(root / run_id)
     files.dir.mkdir(parents=True)
@@ -378,7 +378,7 @@ def worker_env(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_the_worker_survives_damaged_folders_and_runs_the_queue(worker_env, small_synth, tmp_path):
     """config.json = [1, 2] used to kill the worker at start: every later run stayed queued for ever."""
-    from kwscore.runner import default_config
+    from kwscore.recipes import default_config
 
     root = tmp_path / "runs"
     root.mkdir()

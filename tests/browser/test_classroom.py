@@ -114,7 +114,7 @@ def test_server_restart_while_a_run_trains(browser, embedded_data_dir, tmp_path)
     runs.mkdir()
     first = Server(embedded_data_dir, runs)
     try:
-        from kwscore.runner import default_config
+        from kwscore.recipes import default_config
 
         config = default_config("m5", data=str(embedded_data_dir / "synthetic"), epochs=40)
         run_id = jobs.launch(config, runs)

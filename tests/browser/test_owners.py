@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import expect
 
 from kwscore import jobs
-from kwscore.runner import default_config
+from kwscore.recipes import default_config
 
 from .conftest import Server, assert_clean, open_page, wait_idle
 

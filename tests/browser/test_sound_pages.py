@@ -36,6 +36,26 @@ def test_spectrogram_slider_by_keyboard_redraws(page, server):
     assert_clean(page)
 
 
+def test_spectrogram_look_closer_and_code_are_built_when_opened(page, server):
+    open_page(page, server, "spectrogram")
+    main = page.locator("[data-testid='stMain']")
+    assert main.get_by_text("worked out").count() == 0 and main.locator("[data-testid='stCode']").count() == 0
+    slider = page.locator(".st-key-spec_n_mels input[type='range']")
+    slider.focus()
+    slider.press("ArrowRight")  # 41 bands, before either is opened: they show the settings of now
+    wait_idle(page)
+    page.locator("[data-testid='stExpander']", has_text="Look closer").locator("summary").click()
+    expect(main.locator("table", has_text="worked out")).to_contain_text(re.compile(r"41\s*×\s*101"))
+    page.locator("[data-testid='stExpander']", has_text="PyTorch code").locator("summary").click()
+    expect(main.locator("[data-testid='stCode']")).to_contain_text("n_mels=41,")
+    slider.focus()
+    slider.press("ArrowRight")  # open, both follow the next move
+    expect(main.locator("table", has_text="worked out")).to_contain_text(re.compile(r"42\s*×\s*101"))
+    expect(main.locator("[data-testid='stCode']")).to_contain_text("n_mels=42,")
+    wait_idle(page)
+    assert_clean(page)
+
+
 def test_audio_elements_have_a_source(page, server):
     for path in ["explore", "spectrogram", "augmentation"]:
         open_page(page, server, path)
