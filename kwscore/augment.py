@@ -60,7 +60,7 @@ from torch import nn
 from kwscore import audio
 from kwscore.audio import SAMPLE_RATE
 from kwscore.data.layout import noise_files
-from kwscore.errors import KwsError
+from kwscore.errors import KwsError, check_known_keys
 
 Seed = int | Sequence[int] | np.random.Generator | None
 Range = float | tuple[float, float]
@@ -816,7 +816,7 @@ class SpecAugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpecAugmentConfig:
-        return cls(**_known_keys(cls, data, "spec_augment"))
+        return cls(**_known_keys(cls, data, "spec_augment key"))
 
 
 def _torch_generator(seed: Seed | torch.Generator) -> torch.Generator | None:
@@ -998,10 +998,7 @@ def _thaw(value: Any) -> Any:
 
 
 def _known_keys(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise KwsError(f"{what}: unknown key(s) {unknown}. Known keys: {sorted(known)}.")
+    check_known_keys(cls, data, what)
     return dict(data)
 
 
@@ -1042,7 +1039,7 @@ class AugmentStep:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugmentStep:
-        return cls(**_known_keys(cls, data, "augment step"))
+        return cls(**_known_keys(cls, data, "augment step key"))
 
 
 def _check_step_params(effect: str, params: dict[str, Any]) -> None:
@@ -1127,7 +1124,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
-        return cls(**_known_keys(cls, data, "augment config"))  # __post_init__ converts the parts
+        return cls(**_known_keys(cls, data, "augment config key"))  # __post_init__ converts the parts
 
 
 #: Another name for the same thing (the Augmentation lab speaks of "pipelines").

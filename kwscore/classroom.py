@@ -24,12 +24,12 @@ import dataclasses
 import hmac
 import logging
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kwscore import paths
-from kwscore.errors import KwsError
+from kwscore.errors import KwsError, check_known_keys
 
 log = logging.getLogger("kwscore.classroom")
 
@@ -88,10 +88,7 @@ class ClassLimits:
         """Inverse of :meth:`to_dict`; :class:`KwsError` for unknown keys or wrong values."""
         if not isinstance(data, dict):
             raise KwsError(f"The class limits are a JSON object, got {type(data).__name__}.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise KwsError(f"Unknown class limit(s) {unknown}. Known: {sorted(known)}.")
+        check_known_keys(cls, data, "class limit")
         data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         limits = cls(**data)
         problems = limits.problems()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -36,7 +36,7 @@ import torchaudio.transforms as T
 from torch import nn
 
 from kwscore.audio import SAMPLE_RATE, resample, resampler, sinc_problems  # noqa: F401 (resample: for the pages)
-from kwscore.errors import KwsError
+from kwscore.errors import KwsError, check_known_keys
 
 #: Window functions we offer, by name (the name is what a config stores, so it stays JSON).
 WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window}
@@ -118,13 +118,7 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
         """Inverse of :meth:`to_dict`. Missing keys take their defaults; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise KwsError(
-                f"Unknown feature setting(s) {unknown}. Known settings are: {sorted(known)}. "
-                "Check the spelling, or remove them from the saved config."
-            )
+        check_known_keys(cls, data, "feature setting")
         ints = {"sample_rate", "n_fft", "win_length", "hop_length", "n_mels"}
         clean = {k: (int(v) if k in ints and v is not None else v) for k, v in data.items()}
         return cls(**clean)

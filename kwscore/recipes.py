@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from kwscore.audio import SAMPLE_RATE
 from kwscore.augment import PRESETS, AugmentConfig, preset
 from kwscore.data.dataset import check_layout
 from kwscore.data.layout import word_folders
-from kwscore.errors import KwsError
+from kwscore.errors import KwsError, check_known_keys
 from kwscore.features import FeatureConfig
 from kwscore.labels import keywords_of
 from kwscore.models import MODEL_INFO, MODEL_NAMES
@@ -188,10 +188,7 @@ class RunConfig:
         """Inverse of :meth:`to_dict`; missing keys take their defaults, unknown keys are an error."""
         if not isinstance(data, dict):
             raise KwsError(f"A run config is a JSON object, got {type(data).__name__}.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise KwsError(f"Unknown run setting(s) {unknown}. Known settings: {sorted(known)}.")
+        check_known_keys(cls, data, "run setting")
         return cls(**data)
 
     # -- derived --------------------------------------------------------------------------------

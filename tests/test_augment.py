@@ -490,7 +490,7 @@ def test_pipeline_validation_messages(step, expected):
 
 
 def test_unknown_keys_and_presets():
-    with pytest.raises(KwsError, match=r"unknown key\(s\) \['stepz'\]"):
+    with pytest.raises(KwsError, match=r"Unknown augment config key\(s\) \['stepz'\]"):
         AugmentConfig.from_dict({"stepz": []})
     with pytest.raises(KwsError, match="Unknown augmentation preset 'heavy'"):
         preset("heavy")
