@@ -184,7 +184,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["gen", "recipes", "compare"], action="append")
     ap.add_argument("--models", default="cnn,m5", help="models for the recipes section")
-    ap.add_argument("--questions", default="", help="the comparisons to run, e.g. 1,3 (default: all %d)" % len(COMPARISONS))
+    ap.add_argument("--questions", default="", help=f"the comparisons to run, e.g. 1,3 (default: all {len(COMPARISONS)})")
     ap.add_argument("--synth", default="{}", help="SynthParams overrides as JSON")
     ap.add_argument("--set", default="{}", help="RunConfig overrides as JSON (e.g. fewer epochs)")
     ap.add_argument("--label", default="", help="a note for the RESULTS.md titles")
