@@ -81,12 +81,13 @@ def augment_choice_label(choice: str, lab_name: str | None = None) -> str:
     return f"preset: {choice}"
 
 
-def augment_value(choice: str, lab: AugmentConfig | None = None) -> str | dict:
-    """A run config's ``augment`` for a menu choice (a preset name or an AugmentConfig dict)."""
-    from kwscore.recipes import RECIPE_AUGMENT
+def augment_value(choice: str, lab: AugmentConfig | None = None, data: str | None = None) -> str | dict:
+    """A run config's ``augment`` for a menu choice (a preset name or an AugmentConfig dict); the
+    tuned recipe's is the one for ``data`` (the embedded set's when ``None``)."""
+    from kwscore.recipes import recipe_augment
 
     if choice == AUGMENT_RECIPE:
-        return RECIPE_AUGMENT
+        return recipe_augment(data)
     if choice == AUGMENT_LAB:
         if lab is None:
             raise KwsError("No recipe was made in the Augmentation lab yet: build one there first.")

@@ -164,7 +164,7 @@ def _config_from_args(args: argparse.Namespace):
     given = {name: getattr(args, name, None) for name in TRAIN_RUN_FLAGS}
     given = {name: value for name, value in given.items() if value is not None}
     if "augment" in given:
-        given["augment"] = augment_value(given["augment"])
+        given["augment"] = augment_value(given["augment"], data=str(args.data) if args.data else None)
     front = {name: getattr(args, name, None) for name in TRAIN_FEATURE_FLAGS}
     front = {name: value for name, value in front.items() if value is not None}
     base = default_config(args.model)
@@ -492,8 +492,8 @@ def cmd_experiment_launch(args: argparse.Namespace) -> int:
     if args.augment == AUGMENT_LAB:
         raise KwsError("The Augmentation lab's recipe lives in the dashboard: give --augment recipe, light, standard "
                        "or strong here.")  # fmt: skip
-    augment = augment_value(args.augment)
     data = str(Path(args.data).expanduser().absolute()) if args.data else None
+    augment = augment_value(args.augment, data=data)
     base = default_config(args.model, data=data, epochs=args.epochs, seed=args.seed, fraction_by=args.fraction_by,
                           owner=args.owner).validate()  # fmt: skip
     est = experiments.experiment_estimate(base, fractions, runs_dir=args.runs_dir)

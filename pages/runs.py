@@ -393,7 +393,8 @@ def experiment_launcher() -> None:
                                             for k in choices.RECIPE_KEYS))  # fmt: skip
         fractions = c2.multiselect("Training fractions", experiments.FRACTIONS, default=experiments.DEFAULT_FRACTIONS,
                                    format_func=lambda f: f"{100 * f:g} %", key="exp_fractions")  # fmt: skip
-        epochs = c3.number_input("Epochs", 1, 500, value=int(default_config(model).epochs), key="exp_epochs",
+        recipe_epochs = default_config(model, data=str(root) if root else None).epochs  # more for recorded speech
+        epochs = c3.number_input("Epochs", 1, 500, value=int(recipe_epochs), key="exp_epochs",
                                  help="The model's tuned recipe trains for this many; fewer give a quicker answer.")  # fmt: skip
         recipe = c4.selectbox("Augmentation when on", recipes, key="exp_recipe",
                               format_func=recipe_name)  # fmt: skip
@@ -410,7 +411,7 @@ def experiment_launcher() -> None:
         if root is None:
             st.error("Choose a dataset in the sidebar first.")
             return
-        augment = choices.augment_value(recipe, lab)
+        augment = choices.augment_value(recipe, lab, str(root))
         blocked = identity.launch_blocked()
         if blocked:
             st.error(blocked)

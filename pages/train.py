@@ -21,7 +21,7 @@ from kwscore.data.dataset import resolve_commands
 from kwscore.errors import KwsError
 from kwscore.labels import SILENCE, UNKNOWN
 from kwscore.models import MODEL_INFO
-from kwscore.recipes import RECIPES, default_config
+from kwscore.recipes import RECIPES, default_config, is_synthetic
 from kwscore.runfiles import ACTIVE_STATES
 from kwscore.training import SCHEDULERS
 
@@ -56,8 +56,9 @@ connections so that 34 layers still train.
 
 
 def recipe_value(key: str, name: str):
-    """A setting of recipe ``key`` (RECIPES over the RunConfig defaults)."""
-    return getattr(default_config(key), name)
+    """A setting of recipe ``key`` for the chosen dataset (RECIPES over the RunConfig defaults;
+    recorded speech trains longer, without simulated rooms: kwscore.recipes.RECORDED)."""
+    return getattr(default_config(key, data=str(root)), name)
 
 
 def with_value(options: list, value) -> list:
@@ -131,7 +132,8 @@ with settings:
     if recipe_key in choices.RECIPE_NOTES:
         st.caption(f":material/info: {choices.RECIPE_NOTES[recipe_key]}")
     recipe = RECIPES[recipe_key]
-    P = f"tr_{recipe_key}_"
+    # recorded speech has its own recipe defaults (kwscore.recipes.RECORDED), so its own settings
+    P = f"tr_{recipe_key}_" + ("" if is_synthetic(root) else "rec_")
 
     def kept(widget, label, name, default, **kwargs):
         return ui.kept(widget, label, key=P + name, default=default, **kwargs)
@@ -238,7 +240,7 @@ with settings:
                          options=options, format_func=lambda o: choices.augment_choice_label(o, lab_aug.name if lab_aug else None),
                          disabled=not aug_on, label_visibility="collapsed",
                          help="The recipe made in the Augmentation lab is offered here; it is used only when you pick it.")  # fmt: skip
-        aug_value = choices.augment_value(choice, lab_aug) if aug_on else "none"
+        aug_value = choices.augment_value(choice, lab_aug, str(root)) if aug_on else "none"
         aug_cfg = AugmentConfig.from_dict(aug_value) if isinstance(aug_value, dict) else preset(aug_value)
         if not aug_on:
             st.caption("No augmentation: the model sees each training clip exactly as recorded, every epoch.")

@@ -71,6 +71,29 @@ def run_ids(runs: Path) -> list[str]:
 # ------------------------------------------------------------------------------------------------
 
 
+def test_recorded_speech_gets_its_own_recipe_defaults(kws_env, small_synth, tmp_path):
+    """On recorded speech (here: a copy of a small set without the synthesis manifest) the page's
+    defaults are the recorded-speech recipe's: more epochs, no simulated rooms or microphones; the
+    embedded set keeps its own."""
+    import shutil
+
+    from kwscore.data.synth import MANIFEST
+
+    recorded = tmp_path / "recorded"
+    shutil.copytree(small_synth, recorded)
+    (recorded / "SpeechCommands" / "speech_commands_v0.02" / MANIFEST).unlink()
+    at = open_page("train")
+    embedded_epochs = at.number_input(key="tr_cnn_epochs").value
+    assert embedded_epochs == default_config("cnn").epochs
+    assert any("reverb" in c.value for c in at.caption)
+    at.sidebar.selectbox(key="dataset_label").select("Another folder…").run()
+    at.sidebar.text_input(key="dataset_folder").input(str(recorded)).run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="tr_cnn_rec_epochs").value == default_config("cnn", data=str(recorded)).epochs > embedded_epochs
+    aug = next(c.value for c in at.caption if c.value.startswith("Each batch:"))
+    assert "time shift" in aug and "reverb" not in aug and "microphone" not in aug
+
+
 def test_train_page_shows_the_model_summary_and_follows_the_model(kws_env):
     at = open_page("train")
     assert at.radio(key="tr_model").value == "cnn"

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from kwscore.augment import AugmentConfig, AugmentStep, BatchAugment
+from kwscore.choices import augment_value
 from kwscore.data.dataset import SpeechCommands
 from kwscore.errors import KwsError
 from kwscore.evaluation import evaluate, load_run_model
-from kwscore.recipes import RECIPES, RunConfig, default_config
+from kwscore.recipes import RECIPE_AUGMENT, RECIPES, RunConfig, default_config, is_synthetic
 from kwscore.runfiles import RunFiles
 from kwscore.runner import Callbacks, run_training
 from kwscore.training_data import Batches, select_fraction
@@ -52,6 +53,25 @@ def test_every_recipe_is_valid_and_round_trips_through_json():
         config.validate(check_data=False)
         again = RunConfig.from_dict(json.loads(json.dumps(config.to_dict())))
         assert again == config
+
+
+def test_recorded_speech_gets_the_recipe_for_recorded_speech(small_synth, tmp_path):
+    """The embedded set's recipe simulates rooms and microphones; recorded speech has them already,
+    and its smaller training lists need more epochs (RECORDED)."""
+    synthetic = default_config("cnn", data=str(small_synth))
+    assert synthetic.augment == RECIPE_AUGMENT and synthetic.epochs == RECIPES["cnn"]["epochs"]
+    assert default_config("cnn").augment == RECIPE_AUGMENT  # the embedded set, the default data
+    (tmp_path / "SpeechCommands" / "speech_commands_v0.02" / "yes").mkdir(parents=True)  # a recorded dataset
+    recorded = default_config("cnn", data=str(tmp_path))
+    effects = [step["effect"] for step in recorded.augment["steps"]]
+    assert "reverb" not in effects and "microphone" not in effects and "time_shift" in effects
+    assert recorded.augment["spec_augment"]["freq_warp"] == 0.0
+    assert recorded.epochs > synthetic.epochs and recorded.lr == synthetic.lr
+    assert default_config("cnn", data=str(tmp_path), epochs=5, augment="none").epochs == 5  # overrides win
+    assert augment_value("recipe", data=str(tmp_path)) == recorded.augment
+    assert augment_value("recipe", data=str(small_synth)) == RECIPE_AUGMENT == augment_value("recipe")
+    assert default_config("m5tutorial", data=str(tmp_path)).augment == "none"  # the tutorial stays the tutorial
+    assert not is_synthetic(tmp_path) and is_synthetic(small_synth)
 
 
 @pytest.mark.parametrize(
