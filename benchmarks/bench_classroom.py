@@ -15,7 +15,8 @@ students' own computers but share the server's 2 cores here). First a single
 session alone (the baseline), then N at once while ``--runs`` CNN runs train at the same time
 (``KWS_WORKERS`` = runs). Reports p50/p95 slider -> redraw latency, the errors seen (exception
 elements, page errors, timeouts, lost settings: must be 0), the server's memory (RSS before, peak
-during, after) and the load average. Goal (issue #12): 30 sessions, p95 <= 1.5 s, 0 errors.
+during, after), the load average, and where the CPU time went (server, trainings, browsers: on this
+one machine the browsers' share is what a real classroom's own computers would carry). Goal (issue #12): 30 sessions, p95 <= 1.5 s, 0 errors.
 """
 
 from __future__ import annotations
@@ -49,6 +50,53 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_by_process() -> dict[int, tuple[str, float]]:
+    """Every process's (kind, CPU seconds so far): kind is ``server`` (streamlit), ``training``
+    (kwscore runs and their worker), ``browser`` (Chromium and Playwright's driver), ``client`` (this
+    script: Playwright's Python side of every session) or ``other: <program>``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        kind = ("client" if int(entry.name) == os.getpid() else "server" if "streamlit" in cmd else "training" if "kwscore" in cmd
+                else "browser" if "chrom" in cmd or "playwright" in cmd else "other")  # fmt: skip
+        if kind == "other":  # named by its program, e.g. "other: python" (kernel threads have no command line)
+            kind = f"other: {Path(cmd.split(' ', 1)[0]).name or stat[0]}"
+        found[int(entry.name)] = (kind, (int(stat[11]) + int(stat[12])) / tick)
+    return found
+
+
+class CpuMeter:
+    """CPU seconds used by each kind of process between :meth:`start` and :meth:`stop`, sampled
+    every 0.5 s so that processes that end meanwhile (closed tabs) still count."""
+
+    def __init__(self) -> None:
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+
+    def start(self) -> None:
+        self.last = cpu_by_process()
+        self.first = {pid: cpu for pid, (_, cpu) in self.last.items()}
+        self.t0 = time.perf_counter()
+
+    def sample(self) -> None:
+        self.last.update(cpu_by_process())
+
+    def stop(self) -> dict[str, float]:
+        self.sample()
+        self.wall = time.perf_counter() - self.t0
+        used: dict[str, float] = {}
+        for pid, (kind, cpu) in self.last.items():
+            used[kind] = used.get(kind, 0.0) + cpu - self.first.get(pid, 0.0)
+        return used
 
 
 #: A page load (the first visit, a page change) may take this long before it counts as an error: 30
@@ -130,9 +178,9 @@ def chromium_at(nice: int, folder: Path) -> str:
 
 
 async def round_of(url: str, sessions: int, moves: int, pid: int, ramp: float = 0.0, chromium: str = CHROMIUM,
-                   think: float = 0.0) -> tuple[list[float], list[str], float, float]:  # fmt: skip
+                   think: float = 0.0, cpu: CpuMeter | None = None) -> tuple[list[float], list[str], float, float]:  # fmt: skip
     """N students, arriving evenly over ``ramp`` seconds; returns latencies, errors, wall seconds and the
-    server's peak RSS (MiB)."""
+    server's peak RSS (MiB). ``cpu`` is sampled meanwhile."""
     from playwright.async_api import async_playwright
 
     latencies: list[float] = []
@@ -142,6 +190,8 @@ async def round_of(url: str, sessions: int, moves: int, pid: int, ramp: float = 
     async def watch_memory() -> None:
         while True:
             peak[0] = max(peak[0], rss_mb(pid))
+            if cpu is not None:
+                cpu.sample()
             await asyncio.sleep(0.5)
 
     async with async_playwright() as p:
@@ -205,9 +255,12 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(1)
             rss_before = rss_mb(server.proc.pid)
             load_before = Path("/proc/loadavg").read_text().split()[:3]
+            cpu = CpuMeter()
+            cpu.start()
             many, many_err, wall, rss_peak = asyncio.run(
-                round_of(server.url, args.sessions, args.moves, server.proc.pid, args.ramp, chromium, args.think)
+                round_of(server.url, args.sessions, args.moves, server.proc.pid, args.ramp, chromium, args.think, cpu)
             )
+            used = cpu.stop()
             rss_after = rss_mb(server.proc.pid)
             load_after = Path("/proc/loadavg").read_text().split()[:3]
             states = [jobs.refresh_status(r, runs).get("state") for r in run_ids]
@@ -235,7 +288,21 @@ def main(argv: list[str] | None = None) -> int:
         f"p50 ratio {args.sessions} sessions / 1 session: {pct(many, 50) / pct(single, 50):.1f}×. "
         f"Goal p95 ≤ 1500 ms with 0 errors: **{'met' if p95 <= 1500 and not errors else 'not met'}**. "
         f"Server memory (RSS): {rss_before:.0f} MiB before the {args.sessions} sessions, "
-        f"{rss_peak:.0f} MiB peak during, {rss_after:.0f} MiB after.\n"
+        f"{rss_peak:.0f} MiB peak during, {rss_after:.0f} MiB after.\n\n"
+        f"Where the 2 cores went during the {args.sessions} sessions ({cpu.wall:.0f} s, {2 * cpu.wall:.0f} core-seconds; "
+        "CPU time from `/proc/<pid>/stat`, sampled every 0.5 s):\n\n"
+        "| processes | CPU s | cores on average | share of the CPU time used |\n|---|---:|---:|---:|\n"
+        + "".join(
+            f"| {kind} | {used.get(kind, 0.0):.0f} | {used.get(kind, 0.0) / cpu.wall:.2f} | "
+            f"{100 * used.get(kind, 0.0) / max(sum(used.values()), 1e-9):.0f} % |\n"
+            for kind in ("server", "training", "browser", "client")
+        )
+        + "".join(
+            f"| {kind} | {sec:.0f} | {sec / cpu.wall:.2f} | {100 * sec / max(sum(used.values()), 1e-9):.0f} % |\n"
+            for kind, sec in sorted(used.items(), key=lambda kv: -kv[1]) if kind.startswith("other") and sec >= 1
+        )
+        + f"\nThe server used {used.get('server', 0.0) / max(len(many), 1) * 1000:.0f} ms of CPU per timed slider move "
+        "(its navigation reruns, the page loads and the live-run polling included).\n"
     )
     if errors:
         body += "\nErrors:\n" + "\n".join(f"- {e}" for e in errors[:20]) + "\n"
