@@ -13,7 +13,8 @@ from kwscore.runlabels import annotate, compare_labels, resolve_run, settings
 
 
 def cfg(model: str = "m5", **changes) -> dict:
-    return default_config(model, data="/data/synthetic", **changes).to_dict()
+    """A run config of the embedded set's recipe (the labels do not depend on where the data lives)."""
+    return default_config(model, **changes).to_dict()
 
 
 def test_labels_name_only_what_differs():
