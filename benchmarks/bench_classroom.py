@@ -62,14 +62,15 @@ def cpu_by_process() -> dict[int, tuple[str, float]]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            text = (entry / "stat").read_text()
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
+        name, stat = text[text.find("(") + 1 : text.rfind(")")], text.rsplit(")", 1)[1].split()
         kind = ("client" if int(entry.name) == os.getpid() else "server" if "streamlit" in cmd else "training" if "kwscore" in cmd
                 else "browser" if "chrom" in cmd or "playwright" in cmd else "other")  # fmt: skip
         if kind == "other":  # named by its program, e.g. "other: python" (kernel threads have no command line)
-            kind = f"other: {Path(cmd.split(' ', 1)[0]).name or stat[0]}"
+            kind = f"other: {Path(cmd.split(' ', 1)[0]).name or name}"
         found[int(entry.name)] = (kind, (int(stat[11]) + int(stat[12])) / tick)
     return found
 
@@ -88,7 +89,10 @@ class CpuMeter:
         self.t0 = time.perf_counter()
 
     def sample(self) -> None:
-        self.last.update(cpu_by_process())
+        """New CPU figures; each process keeps the kind it was first seen as (an exiting process has no
+        command line any more)."""
+        for pid, (kind, cpu) in cpu_by_process().items():
+            self.last[pid] = (self.last[pid][0] if pid in self.last else kind, cpu)
 
     def stop(self) -> dict[str, float]:
         self.sample()
