@@ -29,6 +29,9 @@ from kwscore.streaming import Detection, LiveDetector, StreamConfig
 RTC_CONFIGURATION = {"iceServers": []}
 MEDIA_CONSTRAINTS = {"audio": {"echoCancellation": False, "noiseSuppression": False, "autoGainControl": True},
                      "video": False}  # fmt: skip
+#: The page's detector settings before a student moves a slider (the threshold is the run's own:
+#: :func:`dashboard.ui_try.default_threshold`).
+DEFAULTS = StreamConfig(hop=0.1, smooth=0.2, refractory=0.8, gate_db=12.0)
 #: The pictures are redrawn at most this often (s): 10 updates a second.
 DRAW_EVERY_S = 0.1
 #: A detection stays lit this long (s) in the big "what is heard" box.

@@ -141,12 +141,18 @@ def recipe_augment(data: str | os.PathLike | None = None) -> dict[str, Any]:
     return RECIPE_AUGMENT if data is None or is_synthetic(data) else RECORDED_AUGMENT
 
 
-def recipe(model: str, data: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The tuned settings of ``model`` (a :data:`RECIPES` key) for ``data`` (default: the embedded
-    set): :data:`RECIPES`, with :data:`RECORDED` on top when the data is recorded speech."""
+def recipe_key(model: str) -> str:
+    """The :data:`RECIPES` key of a model or recipe name (``"M5"``, ``"m5-tutorial"`` -> ``"m5tutorial"``)."""
     key = str(model).lower().replace("-", "").replace("_", "")
     if key not in RECIPES:
         raise KwsError(f"Unknown model {model!r}. Choose one of: {', '.join(RECIPES)}.")
+    return key
+
+
+def recipe(model: str, data: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The tuned settings of ``model`` for ``data`` (default: the embedded set): :data:`RECIPES`,
+    with :data:`RECORDED` on top when the data is recorded speech."""
+    key = recipe_key(model)
     recorded = data is not None and not is_synthetic(data)
     return {**RECIPES[key], **(RECORDED.get(key, {}) if recorded else {})}
 
@@ -384,9 +390,8 @@ def default_config(model: str = "m5", **overrides: Any) -> RunConfig:
     ``data`` defaults to the embedded synthetic dataset (``kwscore.paths.synth_root()``); on
     recorded speech the recipe is :func:`recipe`'s for it (more epochs, no simulated rooms).
     """
-    key = str(model).lower().replace("-", "").replace("_", "")
     data = overrides.get("data") or str(paths.synth_root())
-    values = {"model": key, "data": str(data), **recipe(key, data)}
+    values = {"model": recipe_key(model), "data": str(data), **recipe(model, data)}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return RunConfig.from_dict(values)
 

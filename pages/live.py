@@ -9,13 +9,13 @@ redraws what is heard now ("nothing" when no keyword), every class's probability
 
 import queue
 import time
+from dataclasses import replace
 
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from dashboard import code_view, live_view, ui_try
 from kwscore import snippets
-from kwscore.streaming import StreamConfig
 
 ss = st.session_state
 
@@ -39,15 +39,16 @@ threshold = c2.slider("Threshold", 0.3, 0.95, ui_try.default_threshold(info), 0.
                       "from its streaming evaluation, if it has one).")  # fmt: skip
 with st.expander("Detector settings: smoothing, refractory period, gate", icon=":material/tune:"):
     s1, s2, s3 = st.columns(3)
-    smooth = s1.select_slider("Smoothing (ms)", [0, 100, 200, 300, 500], 200, key="live_smooth",
+    start = live_view.DEFAULTS
+    smooth = s1.select_slider("Smoothing (ms)", [0, 100, 200, 300, 500], round(1000 * start.smooth), key="live_smooth",
                               help="Each class's probability is averaged over the last this-many ms of windows: "
                               "steadier, but later.")  # fmt: skip
-    refractory = s2.select_slider("Refractory period (ms)", [250, 500, 800, 1000, 1500], 800, key="live_refractory",
-                                  help="After a detection nothing fires for this long.")  # fmt: skip
-    gate = s3.select_slider("Gate (dB above the noise floor)", [0, 6, 9, 12, 15, 20], 12, key="live_gate",
+    refractory = s2.select_slider("Refractory period (ms)", [250, 500, 800, 1000, 1500], round(1000 * start.refractory),
+                                  key="live_refractory", help="After a detection nothing fires for this long.")  # fmt: skip
+    gate = s3.select_slider("Gate (dB above the noise floor)", [0, 6, 9, 12, 15, 20], round(start.gate_db), key="live_gate",
                             help="A sound must be this much louder than the last 10 s's noise floor to count.")  # fmt: skip
-cfg = StreamConfig(hop=0.1, smooth=smooth / 1000, threshold=threshold, refractory=refractory / 1000,
-                   gate_db=float(gate)).validate()  # fmt: skip
+cfg = replace(live_view.DEFAULTS, smooth=smooth / 1000, threshold=threshold, refractory=refractory / 1000,
+              gate_db=float(gate)).validate()  # fmt: skip
 
 ctx = webrtc_streamer(
     key="live-mic", mode=WebRtcMode.SENDONLY, rtc_configuration=live_view.RTC_CONFIGURATION,

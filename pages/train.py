@@ -21,7 +21,7 @@ from kwscore.data.dataset import resolve_commands
 from kwscore.errors import KwsError
 from kwscore.labels import SILENCE, UNKNOWN
 from kwscore.models import MODEL_INFO
-from kwscore.recipes import RECIPES, default_config, is_synthetic
+from kwscore.recipes import default_config, is_synthetic
 from kwscore.runfiles import ACTIVE_STATES
 from kwscore.training import SCHEDULERS
 
@@ -53,12 +53,6 @@ use tiny kernels of 3 and max-pooling. **M5** is the PyTorch tutorial's model (5
 **M3** the shallow baseline, **M11** and **M18** go deeper, and **M34-res** adds residual
 connections so that 34 layers still train.
 """
-
-
-def recipe_value(key: str, name: str):
-    """A setting of recipe ``key`` for the chosen dataset (RECIPES over the RunConfig defaults;
-    recorded speech trains longer, without simulated rooms: kwscore.recipes.RECORDED)."""
-    return getattr(default_config(key, data=str(root)), name)
 
 
 def with_value(options: list, value) -> list:
@@ -131,8 +125,9 @@ with settings:
     st.caption(f"{info_m['summary']} — {info_m['reference']}.")
     if recipe_key in choices.RECIPE_NOTES:
         st.caption(f":material/info: {choices.RECIPE_NOTES[recipe_key]}")
-    recipe = RECIPES[recipe_key]
-    # recorded speech has its own recipe defaults (kwscore.recipes.RECORDED), so its own settings
+    # the recipe's settings for the chosen dataset: recorded speech trains longer, without simulated
+    # rooms (kwscore.recipes.RECORDED), so its settings are kept apart from the embedded set's
+    tuned = default_config(recipe_key, data=str(root))
     P = f"tr_{recipe_key}_" + ("" if is_synthetic(root) else "rec_")
 
     def kept(widget, label, name, default, **kwargs):
@@ -144,37 +139,37 @@ with settings:
         if representation == "mel":
             widths = kept(
                 st.select_slider, "Channels of the conv blocks", "channels",
-                "-".join(map(str, recipe["model_kwargs"]["channels"])),
-                options=list(dict.fromkeys([*CNN_WIDTHS, "-".join(map(str, recipe["model_kwargs"]["channels"]))])),
+                "-".join(map(str, tuned.model_kwargs["channels"])),
+                options=list(dict.fromkeys([*CNN_WIDTHS, "-".join(map(str, tuned.model_kwargs["channels"]))])),
                 help="One 3×3 conv block per number. Wider = more parameters, slower, usually more accurate.",
             )  # fmt: skip
             dropout = kept(st.slider, "Dropout before the classifier", "dropout",
-                           recipe["model_kwargs"].get("dropout", 0.2), min_value=0.0, max_value=0.5, step=0.05)  # fmt: skip
-            model_kwargs = {**recipe["model_kwargs"], "channels": [int(c) for c in widths.split("-")],
+                           tuned.model_kwargs.get("dropout", 0.2), min_value=0.0, max_value=0.5, step=0.05)  # fmt: skip
+            model_kwargs = {**tuned.model_kwargs, "channels": [int(c) for c in widths.split("-")],
                             "dropout": float(dropout)}  # fmt: skip
             sample_rate = None
         else:
             n_channel = kept(
-                st.select_slider, "Base width (channels)", "n_channel", recipe["model_kwargs"]["n_channel"],
-                options=with_value(N_CHANNELS, recipe["model_kwargs"]["n_channel"]),
+                st.select_slider, "Base width (channels)", "n_channel", tuned.model_kwargs["n_channel"],
+                options=with_value(N_CHANNELS, tuned.model_kwargs["n_channel"]),
                 help="Channels of the first convolution; later stages multiply it.",
             )  # fmt: skip
             stride = kept(
-                st.select_slider, "Stride of the first convolution", "stride", recipe["model_kwargs"]["stride"],
-                options=with_value(list(choices.STRIDES), recipe["model_kwargs"]["stride"]),
+                st.select_slider, "Stride of the first convolution", "stride", tuned.model_kwargs["stride"],
+                options=with_value(list(choices.STRIDES), tuned.model_kwargs["stride"]),
                 help="Hop of the 80-sample learned filter bank, in samples (16 at 8 kHz = 2 ms, the tutorial; 4 in "
                 "the paper: 4× more time steps, slower and finer).",
             )  # fmt: skip
             sample_rate = kept(
-                st.select_slider, "Resample the clips to", "sample_rate", recipe_value(recipe_key, "sample_rate"),
-                options=with_value(list(choices.SAMPLE_RATES), recipe_value(recipe_key, "sample_rate")),
+                st.select_slider, "Resample the clips to", "sample_rate", tuned.sample_rate,
+                options=with_value(list(choices.SAMPLE_RATES), tuned.sample_rate),
                 format_func=choices.rate_label,
                 help="The paper's and the tutorial's M-models listen at 8 kHz (1 s = 8,000 samples, nothing above "
                 "4 kHz); 16 kHz keeps every frequency the clips have, at twice the samples. Hear each rate in the "
                 "Spectrogram lab (Sample rate tab).",
             )  # fmt: skip
             model_kwargs, stride_note = choices.fit_stride(
-                model, {**recipe["model_kwargs"], "n_channel": int(n_channel), "stride": int(stride)}, int(sample_rate)
+                model, {**tuned.model_kwargs, "n_channel": int(n_channel), "stride": int(stride)}, int(sample_rate)
             )
             if stride_note:
                 st.caption(f":material/build: {stride_note}")
@@ -234,7 +229,7 @@ with settings:
     lab_aug = ui.augment_config() if ss.get(ui.AUGMENT_KEY) else None
     options = choices.augment_choices(lab_available=lab_aug is not None)
     with st.container(border=True):
-        aug_on = kept(st.toggle, "**Augment the training clips**", "aug_on", default=recipe_value(recipe_key, "augment") != "none",
+        aug_on = kept(st.toggle, "**Augment the training clips**", "aug_on", default=tuned.augment != "none",
                       help="Random changes to every training batch, drawn anew each epoch.")  # fmt: skip
         choice = ui.kept(st.selectbox, "Recipe", key="tr_aug_recipe", default=choices.AUGMENT_RECIPE,
                          options=options, format_func=lambda o: choices.augment_choice_label(o, lab_aug.name if lab_aug else None),
@@ -255,13 +250,13 @@ with settings:
         st.markdown("**Optimisation** (Adam)")
         o1, o2, o3, o4 = st.columns([1.1, 1.2, 1.2, 1])
         with o1:
-            epochs = kept(st.number_input, "Epochs", "epochs", recipe_value(recipe_key, "epochs"), min_value=1,
+            epochs = kept(st.number_input, "Epochs", "epochs", tuned.epochs, min_value=1,
                           max_value=500, step=1)  # fmt: skip
         with o2:
-            lr = kept(st.select_slider, "Learning rate", "lr", nearest(recipe_value(recipe_key, "lr"), LRS), options=LRS,
+            lr = kept(st.select_slider, "Learning rate", "lr", nearest(tuned.lr, LRS), options=LRS,
                       format_func=lambda v: f"{v:g}")  # fmt: skip
         with o3:
-            batch_size = kept(st.select_slider, "Batch size", "batch_size", recipe_value(recipe_key, "batch_size"),
+            batch_size = kept(st.select_slider, "Batch size", "batch_size", tuned.batch_size,
                               options=BATCHES)  # fmt: skip
         with o4:
             seed = ui.kept(st.number_input, "Seed", key="tr_seed", default=0, min_value=0, max_value=2**31 - 1,
@@ -271,12 +266,12 @@ with settings:
             m3 = st.container()
             with m1:
                 scheduler = kept(st.selectbox, "Learning-rate schedule", "scheduler",
-                                 recipe_value(recipe_key, "scheduler"), options=list(SCHEDULERS),
+                                 tuned.scheduler, options=list(SCHEDULERS),
                                  help="onecycle: warm up, then anneal (the recipes). step: ×gamma every "
                                  "step_size epochs (the tutorial).")  # fmt: skip
             with m2:
                 weight_decay = kept(st.select_slider, "Weight decay", "weight_decay",
-                                    nearest(recipe_value(recipe_key, "weight_decay"), DECAYS), options=DECAYS,
+                                    nearest(tuned.weight_decay, DECAYS), options=DECAYS,
                                     format_func=lambda v: f"{v:g}")  # fmt: skip
             with m3:
                 minutes = kept(st.number_input, "Time limit (min, 0 = none)", "max_minutes", 0.0, min_value=0.0,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,15 +85,16 @@ def opus_frames(wave: np.ndarray) -> list:
     return frames
 
 
-def heard_by_page(predictor, wave: torch.Tensor) -> list[str]:
+def heard_by_page(predictor, run, wave: torch.Tensor) -> list[str]:
     """The words the Live page's server-side path finds in ``wave`` [1, T] with the page's default
-    settings: Opus frames -> :class:`dashboard.live_view.LiveSession` (resampler + live detector)."""
-    from dashboard.live_view import LiveSession
-    from kwscore.inference import CONFIDENT
-    from kwscore.streaming import StreamConfig
+    settings for ``run``: Opus frames -> :class:`dashboard.live_view.LiveSession` (resampler + live
+    detector)."""
+    from dataclasses import replace
 
-    cfg = StreamConfig(hop=0.1, smooth=0.2, threshold=CONFIDENT, refractory=0.8, gate_db=12.0)
-    session = LiveSession(predictor.probabilities, predictor.labels, cfg)
+    from dashboard import live_view, run_views, ui_try
+
+    cfg = replace(live_view.DEFAULTS, threshold=ui_try.default_threshold(run_views.run_info_safe(Path(run))))
+    session = live_view.LiveSession(predictor.probabilities, predictor.labels, cfg)
     for frame in opus_frames(wave[0].numpy()):
         session.feed([frame])
     return [d.word for d, _ in session.shown]
@@ -126,10 +128,10 @@ def microphone_words(real_root, run, folder):
                 continue
             tried += 1
             single = compose([(word, ds.clip_id(i), clip)], noise, 3.0, lead=1.0, noise_db=NOISE_DB, seed=i)
-            if heard_by_page(predictor, single.waveform) != [word]:
+            if heard_by_page(predictor, run, single.waveform) != [word]:
                 continue
             # kept only if the file so far, with this word at its end, is still heard exactly
-            if heard_by_page(predictor, composition([*clips, (word, ds.clip_id(i), clip)]).waveform) == [
+            if heard_by_page(predictor, run, composition([*clips, (word, ds.clip_id(i), clip)]).waveform) == [
                 w for w, _, _ in clips
             ] + [word]:
                 clips.append((word, ds.clip_id(i), clip))
