@@ -1,10 +1,12 @@
 """Make the ready model shipped in kwscore/pretrained/ready-<model>/ (what "Try it" offers before anyone trains).
 
-    .venv/bin/python benchmarks/make_ready_model.py                      # kwscore train --model cnn, then package it
+    .venv/bin/python benchmarks/make_ready_model.py                      # kwscore train --model embed --no-unknown, then package it
+    .venv/bin/python benchmarks/make_ready_model.py --model cnn --with-unknown   # another recipe, with _unknown_/_silence_
     .venv/bin/python benchmarks/make_ready_model.py --from-run RUN_DIR   # package a run trained already
     .venv/bin/python benchmarks/make_ready_model.py --epochs 3           # a quick one, to try the mechanism
 
-1. **Train**: ``kwscore train --model cnn`` (exactly the recipe a student gets, ``default_config("cnn")``)
+1. **Train**: ``kwscore train --model embed --no-unknown`` (exactly the recipe a student gets,
+   ``default_config("embed")``, on the 8 commands)
    on the default embedded dataset (:class:`kwscore.data.synth.SynthParams`, generated first when
    missing under ``KWS_DATA_DIR``), in a temporary runs folder. Or take ``--from-run``: a finished run
    trained on that same default embedded set, nothing else mixed in.
@@ -53,11 +55,12 @@ STATUS_KEYS = ("state", "created", "started_at", "training_started_at", "ended_a
 MAX_CHECKPOINT_BYTES = 1_000_000
 
 
-def train(model: str, epochs: int | None, runs: Path) -> Path:
-    """``kwscore train --model MODEL`` on the default embedded set (generated when missing); its run folder."""
+def train(model: str, epochs: int | None, runs: Path, no_unknown: bool = False) -> Path:
+    """``kwscore train --model MODEL [--no-unknown]`` on the default embedded set (generated when missing); its
+    run folder."""
     print(f"embedded dataset: {paths.synth_root()} (generating it when missing…)", flush=True)
     generate(paths.synth_root(), SynthParams())
-    args = ["train", "--model", model] + (["--epochs", str(epochs)] if epochs else [])
+    args = ["train", "--model", model] + (["--epochs", str(epochs)] if epochs else []) + (["--no-unknown"] if no_unknown else [])
     if kwscore([*args, "--runs-dir", str(runs)]) != 0:
         raise KwsError("kwscore train failed (see above).")
     (folder,) = [p for p in runs.iterdir() if p.is_dir()]
@@ -201,10 +204,11 @@ def package(run: Path, out: Path, real_root: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from-run", type=Path, help="a finished run folder to package instead of training one")
-    ap.add_argument("--model", default="cnn", help="the recipe to train (default cnn)")
+    ap.add_argument("--model", default="embed", help="the recipe to train (default embed: the pretrained speech embedding)")
     ap.add_argument(
         "--epochs", type=int, help="fewer epochs than the recipe's (to try the mechanism quickly)"
     )
+    ap.add_argument("--with-unknown", action="store_true", help="add the _unknown_ / _silence_ classes (default: the 8 commands only)")
     ap.add_argument("--real", type=Path, default=SHARED_REAL, help="the real recordings to score on")
     ap.add_argument("--out", type=Path, help="where to write (default kwscore/pretrained/ready-<model>)")
     ap.add_argument("--no-save", action="store_true", help="print only, do not append to RESULTS.md")
@@ -219,7 +223,7 @@ def main() -> int:
             run = (
                 args.from_run.expanduser().resolve()
                 if args.from_run
-                else train(args.model, args.epochs, Path(tmp))
+                else train(args.model, args.epochs, Path(tmp), no_unknown=not args.with_unknown)
             )
             out = args.out or pretrained.HERE / f"ready-{RunFiles(run).read_config()['model']}"
             about = package(run, out, args.real)

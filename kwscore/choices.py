@@ -16,11 +16,12 @@ from kwscore.errors import KwsError
 from kwscore.models import MODEL_NAMES, build_model
 
 #: Recipes in the order the pages offer them (Phase 1 first, then M5 tuned and as in the tutorial).
-RECIPE_KEYS: tuple[str, ...] = ("cnn", "m5", "m5tutorial", "m3", "m11", "m18", "m34res")
+RECIPE_KEYS: tuple[str, ...] = ("cnn", "m5", "m5tutorial", "embed", "m3", "m11", "m18", "m34res")
 RECIPE_LABELS: dict[str, str] = {
     "cnn": "CNN · Mel spectrogram (Phase 1)",
     "m5": "M5 · raw waveform, tuned (16 kHz)",
     "m5tutorial": "M5 · PyTorch tutorial (8 kHz)",
+    "embed": "Pretrained embedding + head (transfer)",
     "m3": "M3 · raw waveform, shallow",
     "m11": "M11 · raw waveform, deeper",
     "m18": "M18 · raw waveform, deeper still",
@@ -30,6 +31,9 @@ RECIPE_LABELS: dict[str, str] = {
 RECIPE_NOTES: dict[str, str] = {
     "m5": "Tuned: listens at 16 kHz, which keeps the 4–8 kHz band of “s”, “t”, “f” (8 kHz audio stops at "
     "4 kHz); first-layer stride 16 = a 1-ms hop; OneCycle schedule, light augmentation.",
+    "embed": "Transfer learning: Google's speech embedding, trained on a large amount of real speech, turns each 80 ms "
+    "into 96 numbers and stays frozen; only a small head (two 1-D convs and a linear layer) learns your words. "
+    "Trained on the synthetic voices alone it understands real people far better than a CNN from scratch.",
     "m5tutorial": "Exactly the PyTorch tutorial: resampled to 8 kHz, n_channel 32, stride 16 (2 ms), Adam "
     "lr 0.01 with weight decay 1e-4, StepLR (×0.1 every 20 epochs), batch 256, no augmentation.",
 }
@@ -68,7 +72,8 @@ def augment_choices(lab_available: bool = False, none: bool = False) -> list[str
 
 
 #: Short names of the recipes, for narrow menus.
-RECIPE_SHORT: dict[str, str] = {"cnn": "CNN", "m5": "M5 tuned", "m5tutorial": "M5 tutorial", "m3": "M3", "m11": "M11",
+RECIPE_SHORT: dict[str, str] = {"cnn": "CNN", "m5": "M5 tuned", "m5tutorial": "M5 tutorial", "embed": "Embedding",
+                                "m3": "M3", "m11": "M11",
                                 "m18": "M18", "m34res": "M34-res"}  # fmt: skip
 
 

@@ -811,8 +811,8 @@ def build_parser(train_flags: bool = True) -> argparse.ArgumentParser:
 
     runs_help = f"runs folder (default {paths.runs_dir()}, or KWS_RUNS_DIR)"
     p = sub.add_parser("train", help="train a model with its tuned recipe (foreground, or --background)")
-    p.add_argument("--model", default="m5", help="cnn, m5, m5-tutorial (M5 exactly as the PyTorch tutorial), m3, "
-                   "m11, m18 or m34res (default m5, the tuned recipe)")  # fmt: skip
+    p.add_argument("--model", default="m5", help="cnn, m5, m5-tutorial (M5 exactly as the PyTorch tutorial), embed "
+                   "(a head on a pretrained speech embedding), m3, m11, m18 or m34res (default m5, the tuned recipe)")  # fmt: skip
     p.add_argument("--data", help=f"dataset root (default: the embedded set, {paths.synth_root()})")
     p.add_argument("--no-unknown", action="store_true",
                    help="no _unknown_ (other words) and _silence_ classes (added by default when the commands "
@@ -879,8 +879,8 @@ def build_parser(train_flags: bool = True) -> argparse.ArgumentParser:
                                 "see their results").add_subparsers(dest="experiment_command", required=True)  # fmt: skip
     p = experiment.add_parser("launch", help="queue the model once per training fraction, without and with "
                               "augmentation (same seed), as the Runs page's experiment does")  # fmt: skip
-    p.add_argument("--model", default="m5", help="cnn, m5, m5-tutorial, m3, m11, m18 or m34res, with its tuned "
-                   "recipe (default m5)")  # fmt: skip
+    p.add_argument("--model", default="m5", help="cnn, m5, m5-tutorial, embed, m3, m11, m18 or m34res, with its "
+                   "tuned recipe (default m5)")  # fmt: skip
     p.add_argument("--fractions", help="shares of the training split, comma-separated, e.g. 0.1,0.25,0.5,1 or "
                    "10%%,50%% (default 0.1,0.25,0.5,1)")  # fmt: skip
     p.add_argument("--augment", default="recipe", help="augmentation of the runs with it: recipe (the tuned one), "

@@ -21,9 +21,12 @@ layer-by-layer summary before you train it.
 
 from __future__ import annotations
 
+import functools
 import numbers
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -526,6 +529,169 @@ def _check_waveform_batch(model: nn.Module, x: torch.Tensor) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Transfer learning: a pretrained speech embedding (frozen) + a small head you train
+# --------------------------------------------------------------------------------------------
+
+#: Google's speech embedding, converted once by ``benchmarks/convert_speech_embedding.py``.
+EMBEDDING_WEIGHTS = Path(__file__).resolve().parent / "pretrained" / "speech-embedding" / "speech_embedding.pt"
+
+#: The embedding's convolutions after the first 3x3 one: (output channels, kernel, then a max-pool?).
+#: "f" = 1x3 along frequency (padded), "t" = 3x1 along time (not padded); pools are (time, frequency).
+_EMBEDDING_LAYERS = (
+    (24, "f", None), (24, "t", (2, 2)),
+    (48, "f", None), (48, "t", None), (48, "f", None), (48, "t", (1, 2)),
+    (72, "f", None), (72, "t", None), (72, "f", None), (72, "t", (2, 2)),
+    (96, "f", None), (96, "t", None), (96, "f", None), (96, "t", (1, 2)),
+    (96, "f", None), (96, "t", None), (96, "f", None), (96, "t", (2, 2)),
+)  # fmt: skip
+
+
+class SpeechEmbedding(nn.Module):
+    """Google's speech embedding (Lin et al., ICASSP 2020), **pretrained on real speech and frozen**.
+
+    Trained by Google on a large corpus of real people's speech to tell words apart, it turns every
+    775 ms of audio into 96 numbers; a keyword spotter trained on top of it needs far fewer examples, and
+    learns from synthetic voices what carries over to real ones. Weights: TF-Hub
+    ``google/speech_embedding/1`` (Apache 2.0), as converted by openWakeWord (Apache 2.0).
+
+    ::
+
+        input       [B, 1, time]           16 kHz, values in [-1, 1]
+        log-Mel     [B, 1, frames, 32]     25-ms Hann window in a 512-point FFT, hop 10 ms, 32 Mel
+                                           bands 60-3800 Hz, dB (80 dB range per clip), / 10 + 2
+        pad         [B, 1, frames, 34]     one band of zeros each side
+        conv 3x3    24 channels, ReLU, batch-norm, leaky ReLU, then 19 convs (1x3 along frequency,
+                    3x1 along time) with leaky ReLU and 5 max-pools: every 8 frames (80 ms) of time
+                    one output, each seeing 76 frames (775 ms)
+        output      [B, 96, steps]         one 96-number embedding every 80 ms
+
+    The network is fully convolutional in time, so a whole clip goes through at once (the same numbers
+    as cutting it into 76-frame windows every 8 frames, 4.6x less work). Nothing here is trained: the
+    weights are buffers, not parameters, and stay out of checkpoints (the file ships with kwscore).
+    """
+
+    sample_rate = 16000
+    frame_hop = 160  # samples between Mel frames (10 ms)
+    window_frames, step_frames = 76, 8
+
+    def __init__(self, weights: str | os.PathLike | None = None):
+        super().__init__()
+        import torchaudio
+
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=16000, n_fft=512, win_length=400, hop_length=160, f_min=60.0, f_max=3800.0, n_mels=32,
+            center=False, norm="slaney", mel_scale="slaney", power=2.0,
+        )  # fmt: skip
+        path = Path(weights) if weights is not None else EMBEDDING_WEIGHTS
+        if not path.is_file():
+            raise KwsError(f"The speech embedding's weights are missing ({path}); reinstall kwscore.")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for name, tensor in state.items():
+            self.register_buffer(name.replace(".", "_"), tensor, persistent=False)
+        self.requires_grad_(False)
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest input with one embedding: 76 Mel frames (775 ms)."""
+        return (self.window_frames - 1) * self.frame_hop + self.mel.n_fft
+
+    def log_mel(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, time]`` -> ``[B, 1, frames, 32]``, scaled as the embedding was trained."""
+        power = self.mel(x * 32768.0).transpose(-1, -2)  # the network was trained on 16-bit sample values
+        db = 10.0 * torch.log10(power.clamp(min=1e-10))
+        db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - 80.0)
+        return db / 10.0 + 2.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, time]`` at 16 kHz -> embeddings ``[B, 96, steps]``, one every 80 ms."""
+        return self.from_log_mel(self.log_mel(x))
+
+    def from_log_mel(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, frames, 32]`` (:meth:`log_mel`) -> ``[B, 96, steps]``: steps = (frames - 76) // 8 + 1."""
+        x = F.pad(x, (1, 1))  # [B, 1, frames, 34]
+        x = F.relu(F.conv2d(x, self.conv0_weight))
+        x = x * self.bn0_scale.view(1, -1, 1, 1) + self.bn0_shift.view(1, -1, 1, 1)
+        x = torch.clamp(F.leaky_relu(x, 0.2), min=-0.4)
+        for i, (_ch, axis, pool) in enumerate(_EMBEDDING_LAYERS, start=1):
+            w, b = getattr(self, f"conv{i}_weight"), getattr(self, f"conv{i}_bias")
+            x = torch.clamp(F.leaky_relu(F.conv2d(x, w, b, padding=(0, 1) if axis == "f" else 0), 0.2), min=-0.4)
+            if pool:
+                x = F.max_pool2d(x, pool)
+        x = F.conv2d(x, self.conv19_weight)  # [B, 96, steps, 1]
+        return x.squeeze(-1)
+
+
+@functools.lru_cache(maxsize=1)
+def speech_embedding() -> SpeechEmbedding:
+    """The frozen embedding, loaded once per process and shared by every :class:`EmbeddingKWS` (also when
+    a model is only sized on the "meta" device: the embedding is real, on the CPU)."""
+    with torch.device("cpu"):
+        return SpeechEmbedding().eval()
+
+
+class EmbeddingKWS(nn.Module):
+    """Transfer learning: the frozen :class:`SpeechEmbedding`, then a small head that you train.
+
+    ::
+
+        input        [B, 1, 16000]        1 s at 16 kHz (any length)
+        pad          0.25 s of silence each side, so a word at the edge still fills a window
+        embedding    [B, 96, 9]           frozen: one 96-number vector every 80 ms
+        conv1d k3    96->hidden, BN, ReLU [B, hidden, 9]     hidden: 64 by default, 128 in the recipe
+        conv1d k3    hidden->hidden, BN, ReLU
+        max over time                     [B, hidden]  the word anywhere in the clip
+        dropout, linear -> n_classes      [B, n_classes] logits
+
+    Only the head learns (``count_parameters``: 32 k parameters at ``hidden=64``, 88 k at 128, the recipe);
+    the embedding's 330 k stay as
+    Google trained them, on real voices. That is why this model, trained on the embedded synthetic
+    voices only, understands real speakers far better than a CNN trained from scratch on the same
+    clips (benchmarks/RESULTS.md, sim_to_real).
+
+    Args:
+        n_classes: number of output classes.
+        hidden: channels of the head's two convolutions.
+        dropout: dropout probability before the classifier.
+        pad_seconds: silence added at each end before the embedding.
+    """
+
+    name = "embed"
+    sample_rate = 16000
+
+    def __init__(self, n_classes: int, hidden: int = 64, dropout: float = 0.3, pad_seconds: float = 0.25):
+        super().__init__()
+        _check_positive(n_classes=n_classes, hidden=hidden)
+        if not 0.0 <= dropout < 1.0:
+            raise KwsError(f"dropout must be in [0, 1), got {dropout}. Try 0.3.")
+        if not 0.0 <= pad_seconds <= 1.0:
+            raise KwsError(f"pad_seconds must be between 0 and 1, got {pad_seconds}. Try 0.25.")
+        self.config = dict(hidden=int(hidden), dropout=float(dropout), pad_seconds=float(pad_seconds))
+        # not a registered submodule: its weights stay out of parameters(), state_dict() and checkpoints
+        object.__setattr__(self, "embedding", speech_embedding())
+        self.pad = round(pad_seconds * self.sample_rate)
+        self.conv1 = nn.Conv1d(96, hidden, 3, padding=1)
+        self.bn1 = nn.BatchNorm1d(hidden)
+        self.conv2 = nn.Conv1d(hidden, hidden, 3, padding=1)
+        self.bn2 = nn.BatchNorm1d(hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden, n_classes)
+        self.min_samples = max(1, self.embedding.min_samples - 2 * self.pad)
+
+    def _apply(self, fn, recurse: bool = True):  # .to(device) / .half() move the frozen embedding too
+        self.embedding._apply(fn)
+        return super()._apply(fn, recurse)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[batch, 1, time]`` at 16 kHz -> logits ``[batch, n_classes]``."""
+        _check_waveform_batch(self, x)
+        with torch.no_grad():
+            e = self.embedding(F.pad(x, (self.pad, self.pad)))  # [B, 96, steps]
+        h = F.relu(self.bn1(self.conv1(e)))
+        h = F.relu(self.bn2(self.conv2(h)))
+        return self.fc(self.dropout(h.amax(dim=-1)))
+
+
+# --------------------------------------------------------------------------------------------
 # Registry: build a model by name and describe it
 # --------------------------------------------------------------------------------------------
 
@@ -583,6 +749,16 @@ MODEL_INFO: dict[str, dict] = {
         input_shape=[1, 1, 8000],
         summary="Kernel-80 stem then 3-4-6-3 residual blocks, 48 to 384 channels.",
         reference="Dai et al. 2017, Table 1",
+    ),
+    "embed": dict(
+        cls=EmbeddingKWS,
+        title="Pretrained speech embedding + small head (transfer learning)",
+        representation="embedding",
+        sample_rate=16000,
+        input_shape=[1, 1, 16000],
+        summary="Google's speech embedding (frozen, trained on real speech: 96 numbers every 80 ms), then two "
+        "small 1-D convs, max over time and a linear layer: only the head learns.",
+        reference="Lin et al. 2020, \"Training keyword spotters with limited and synthesized speech data\"",
     ),
 }
 

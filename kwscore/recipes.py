@@ -109,6 +109,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         model_kwargs={"n_channel": 16, "stride": 4},
         epochs=30, batch_size=64, lr=0.005, scheduler="onecycle", augment=RECIPE_AUGMENT,
     ),
+    # transfer learning: Google's frozen speech embedding (16 kHz) + a small head
+    "embed": dict(
+        model_kwargs={"hidden": 128, "dropout": 0.3}, sample_rate=16000,
+        epochs=8, batch_size=64, lr=0.003, scheduler="onecycle", augment=RECIPE_AUGMENT, threads=1,
+    ),
 }  # fmt: skip
 
 #: What changes in a recipe when its data is recorded speech rather than the embedded synthetic set
@@ -252,7 +257,8 @@ class RunConfig:
 
     @property
     def representation(self) -> str:
-        """``"mel"`` (the CNN) or ``"waveform"`` (the M-models)."""
+        """``"mel"`` (the CNN), ``"waveform"`` (the M-models) or ``"embedding"`` (a pretrained speech
+        embedding that reads the 16-kHz waveform itself)."""
         return MODEL_INFO[self.model]["representation"]
 
     @property
@@ -356,6 +362,9 @@ def _number_problems(c: RunConfig) -> list[str]:
 def _front_end_problems(c: RunConfig) -> list[str]:
     if c.representation == "mel":
         return c.feature_config.problems() or audio.sinc_problems(SAMPLE_RATE, c.model_rate)
+    rate = MODEL_INFO[c.model]["sample_rate"]
+    if c.representation == "embedding" and c.sample_rate != rate:
+        return [f"{c.model} listens at {rate} Hz (its pretrained embedding was trained so), got sample_rate {c.sample_rate!r}."]
     if not isinstance(c.sample_rate, int) or not 1000 <= c.sample_rate <= SAMPLE_RATE:
         return [
             f"sample_rate must be between 1000 and {SAMPLE_RATE} Hz, got {c.sample_rate!r}. M5 uses 8000."

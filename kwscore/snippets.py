@@ -150,6 +150,8 @@ def train_code(config: dict, n_classes: int, input_shape: list[int]) -> str:
         f"front_end = MelFrontEnd(FeatureConfig.from_dict({_literal(rc.feature_config.to_dict())}))\n"
         f"x = front_end(torch.zeros(1, 1, 16000))  # one second -> {input_shape[1:]}\n"
         if rc.representation == "mel"
+        else "x = torch.zeros(1, 1, 16000)  # one second at 16 kHz: the embedding makes its own log-Mel frames\n"
+        if rc.representation == "embedding"
         else f"resample = torchaudio.transforms.Resample(16000, {rc.model_rate})\n"
         f"x = resample(torch.zeros(1, 1, 16000))  # one second at {rc.model_rate} Hz -> {input_shape[1:]}\n"
     )

@@ -52,6 +52,12 @@ which keeps the 4–8 kHz band of “s”, “t”, “f”. Its first convoluti
 use tiny kernels of 3 and max-pooling. **M5** is the PyTorch tutorial's model (5 weight layers),
 **M3** the shallow baseline, **M11** and **M18** go deeper, and **M34-res** adds residual
 connections so that 34 layers still train.
+
+**Beyond the lab — transfer learning** (*Pretrained embedding + head*; Lin et al., 2020). Google trained a
+speech embedding on a large amount of real speech: it turns every 80 ms into 96 numbers that tell words
+apart. Here it stays frozen and only a small head learns your words. Trained on the embedded synthetic
+voices alone, it understands real people far better than the CNNs above trained from scratch: what it
+learnt from real voices carries over (compare the models on real speech in Runs).
 """
 
 
@@ -107,7 +113,7 @@ info = datasets.load_info(root)
 if info is None:
     st.stop()
 
-with st.expander("Which model? Phase 1 (2D CNN on Mel spectrograms) vs Phase 2 (raw-waveform CNNs)"):
+with st.expander("Which model? Phase 1 (2D CNN on Mel spectrograms) vs Phase 2 (raw-waveform CNNs) vs transfer learning"):
     st.markdown(PHASES)
 
 settings, summary = st.columns([1, 1], gap="large")
@@ -148,6 +154,20 @@ with settings:
             model_kwargs = {**tuned.model_kwargs, "channels": [int(c) for c in widths.split("-")],
                             "dropout": float(dropout)}  # fmt: skip
             sample_rate = None
+        elif representation == "embedding":
+            st.caption(
+                ":material/ac_unit: The speech embedding is frozen (pretrained on real speech, 16 kHz); you train "
+                "only the head on top of it."
+            )
+            hidden = kept(
+                st.select_slider, "Channels of the head's convolutions", "hidden", tuned.model_kwargs["hidden"],
+                options=with_value([16, 32, 64, 128], tuned.model_kwargs["hidden"]),
+                help="Two 1-D convolutions over the embedding's 96 numbers every 80 ms. Wider = more parameters.",
+            )  # fmt: skip
+            dropout = kept(st.slider, "Dropout before the classifier", "dropout",
+                           tuned.model_kwargs.get("dropout", 0.3), min_value=0.0, max_value=0.5, step=0.05)  # fmt: skip
+            model_kwargs = {**tuned.model_kwargs, "hidden": int(hidden), "dropout": float(dropout)}
+            sample_rate = info_m["sample_rate"]
         else:
             n_channel = kept(
                 st.select_slider, "Base width (channels)", "n_channel", tuned.model_kwargs["n_channel"],
@@ -318,7 +338,7 @@ with summary:
         describe_kwargs = dict(model_kwargs)
     else:
         input_shape = (1, 1, int(sample_rate))
-        describe_kwargs = {**model_kwargs, "sample_rate": int(sample_rate)}
+        describe_kwargs = {**model_kwargs, "sample_rate": int(sample_rate)} if representation == "waveform" else dict(model_kwargs)
     described = None
     if labels:
         try:
@@ -344,6 +364,11 @@ with summary:
                 f"First layer: a learned filter bank of {d['config']['n_channel']} filters, each "
                 f"{d['receptive_field_ms']:g} ms long, every {d['hop_ms']:g} ms. One step of the last "
                 f"stage sees {d['total_receptive_field_ms']:.0f} ms of audio."
+            )
+        elif representation == "embedding":
+            st.caption(
+                f"The frozen embedding turns the clip (padded by {d['config']['pad_seconds']:g} s each side) into 96 "
+                "numbers every 80 ms, each seeing 775 ms of audio; the head's layers below are all that learn."
             )
         else:
             st.caption(

@@ -52,7 +52,9 @@ threshold = top[1].slider(
 )  # fmt: skip
 st.caption(
     f"{ui_try.knows_text(model.labels)}. Listens at "
-    f"{model.model_rate / 1000:g} kHz{' through a Mel front end' if model.feature_config else ' (raw waveform)'}."
+    f"{model.model_rate / 1000:g} kHz"
+    + (" through a Mel front end" if model.feature_config else " through a pretrained speech embedding"
+       if model.model_name == "embed" else " (raw waveform)") + "."
 )
 if (ready := pretrained.about(info.path)) is not None:  # the model shipped with kwscore: say what it knows
     st.info(pretrained.ready_line(ready), icon=":material/verified:")

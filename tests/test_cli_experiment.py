@@ -156,7 +156,7 @@ def test_runs_shows_the_ready_model_as_kws_studios_not_no_one(small_synth, runs)
     plain = jobs.create_run(default_config("m5", data=str(small_synth), epochs=1), runs)  # launched without a name
     out = kwscore("runs", "--runs-dir", runs, env={"KWS_READY_MODEL": "1", "KWS_DATA_DIR": str(runs.parent / "data")})
     assert out.returncode == 0, out.stderr
-    ready = next(line for line in out.stdout.splitlines() if line.startswith("ready-cnn-"))
+    ready = next(line for line in out.stdout.splitlines() if line.startswith("ready-embed-"))
     assert "KWS Studio (ready model)" in ready
     mine = next(line for line in out.stdout.splitlines() if line.startswith(plain))
     assert mine.split()[2] == "-" and "KWS Studio" not in mine

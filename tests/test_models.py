@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,6 +15,7 @@ from torch import nn
 from kwscore.errors import KwsError
 from kwscore.models import (
     CNN,
+    EMBEDDING_WEIGHTS,
     M5,
     MODEL_INFO,
     MODEL_NAMES,
@@ -20,6 +24,7 @@ from kwscore.models import (
     build_model,
     count_parameters,
     describe,
+    speech_embedding,
 )
 from tests.tutorial import TutorialM5
 
@@ -27,7 +32,7 @@ WAVEFORM_MODELS = [n for n in MODEL_NAMES if MODEL_INFO[n]["representation"] == 
 
 
 def test_registry_has_all_models():
-    assert set(MODEL_NAMES) == {"cnn", "m3", "m5", "m11", "m18", "m34res"}
+    assert set(MODEL_NAMES) == {"cnn", "m3", "m5", "m11", "m18", "m34res", "embed"}
     assert MODEL_INFO["cnn"]["representation"] == "mel"
     assert all(MODEL_INFO[n]["sample_rate"] == 8000 for n in WAVEFORM_MODELS)
     for name in MODEL_NAMES:
@@ -189,3 +194,73 @@ def test_wrong_input_shapes_are_friendly():
         m5(torch.randn(2, 1, 2000))  # 0.25 s is too short for the tutorial's M5
     m5.eval()
     m5(torch.randn(1, 1, m5.min_samples))  # exactly the minimum works
+
+
+# -------------------------------------------------------------------- the pretrained speech embedding
+
+REFERENCE = Path(__file__).resolve().parent / "reference"
+
+
+def test_speech_embedding_gives_the_numbers_of_the_original_model():
+    """openWakeWord's ONNX models' embeddings of a voiced sweep (benchmarks/convert_speech_embedding.py)."""
+    audio, rate = sf.read(REFERENCE / "sweep.wav", dtype="float32")
+    expected = np.load(REFERENCE / "sweep_embedding.npy")  # [steps, 96]
+    got = speech_embedding()(torch.from_numpy(audio)[None, None])[0].T.numpy()
+    assert rate == 16000 and got.shape == expected.shape == (9, 96)
+    assert np.abs(got - expected).max() < 1e-3 * np.abs(expected).max()
+
+
+def test_speech_embedding_whole_clip_equals_windows_of_76_frames_every_8():
+    emb = speech_embedding()
+    mel = emb.log_mel(torch.randn(2, 1, 24000) * 0.1)  # [2, 1, 147, 32]
+    whole = emb.from_log_mel(mel)
+    windows = torch.cat([emb.from_log_mel(mel[:, :, i : i + 76]) for i in range(0, mel.shape[2] - 75, 8)], dim=-1)
+    assert whole.shape == windows.shape == (2, 96, 9)
+    assert torch.allclose(whole, windows, atol=1e-4)
+
+
+def test_embedding_model_trains_only_its_head_and_checkpoints_stay_small():
+    model = build_model("embed", 5)
+    assert all(not k.startswith("embedding") for k in model.state_dict())
+    assert count_parameters(model) == sum(p.numel() for p in model.parameters()) < 40_000
+    frozen = {k: v.clone() for k, v in model.embedding.state_dict(keep_vars=True).items()}
+    head = model.fc.weight.clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = F.cross_entropy(model(torch.randn(4, 1, 16000) * 0.1), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    opt.step()
+    assert not torch.equal(model.fc.weight, head), "the head learns"
+    assert all(torch.equal(v, frozen[k]) for k, v in model.embedding.state_dict().items()), "the embedding does not"
+    assert EMBEDDING_WEIGHTS.stat().st_size > 1_000_000 and model.embedding is build_model("embed", 3).embedding
+
+
+def test_embedding_model_reads_any_length_and_refuses_too_short_clips():
+    model = build_model("embed", 4).eval()
+    for samples in (16000, 8000, 40000):
+        assert model(torch.randn(2, 1, samples) * 0.1).shape == (2, 4)
+    with pytest.raises(KwsError, match="at least"):
+        model(torch.randn(1, 1, model.min_samples - 1))
+    info = describe("embed", 4)
+    assert info["representation"] == "embedding" and info["input_shape"] == [1, 1, 16000]
+    assert info["n_params"] == count_parameters(model)
+    with pytest.raises(KwsError, match="dropout"):
+        build_model("embed", 4, dropout=1.0)
+
+
+def test_speech_embedding_tells_words_apart_across_voices(small_synth):
+    """Two takes of one word (other voices) sit closer in the embedding than two different words."""
+    from kwscore.data.dataset import SpeechCommands
+
+    ds = SpeechCommands(small_synth, "training")
+    by_word: dict[str, list[torch.Tensor]] = {}
+    for i in range(len(ds)):
+        by_word.setdefault(ds.get_metadata(i)[2], []).append(ds.waveform(i))
+    words = sorted(by_word)[:6]
+    clips = torch.stack([w for word in words for w in by_word[word][:6]])  # 6 words x 6 takes
+    with torch.no_grad():
+        e = speech_embedding()(F.pad(clips, (4000, 4000))).amax(dim=-1)  # [36, 96]
+    e = F.normalize(e - e.mean(0), dim=1)
+    sim = e @ e.T
+    same = torch.block_diag(*[torch.ones(6, 6)] * 6).bool() & ~torch.eye(36, dtype=torch.bool)
+    differ = ~torch.block_diag(*[torch.ones(6, 6)] * 6).bool()
+    assert sim[same].mean() > sim[differ].mean() + 0.2

@@ -134,6 +134,22 @@ def test_train_page_shows_the_model_summary_and_follows_the_model(kws_env):
     assert at.button(key="tr_launch").disabled is False
 
 
+def test_transfer_learning_trains_only_a_head_on_the_frozen_embedding(kws_env):
+    at = open_page("train")
+    n_classes = int(metrics(at)["Output"].split()[0])
+    at.radio(key="tr_model").set_value("embed").run()
+    assert not at.exception and not at.error, at.exception or at.error
+    recipe = default_config("embed")
+    expected = describe("embed", n_classes, **recipe.model_kwargs)
+    assert metrics(at)["Parameters"] == f"{expected['n_params']:,}" and metrics(at)["Input"] == "16000"
+    assert any("frozen" in c.value for c in at.caption)
+    assert at.select_slider(key="tr_embed_hidden").value == recipe.model_kwargs["hidden"]
+    at.select_slider(key="tr_embed_hidden").set_value(16).run()
+    smaller = describe("embed", n_classes, **{**recipe.model_kwargs, "hidden": 16})["n_params"]
+    assert metrics(at)["Parameters"] == f"{smaller:,}"
+    assert at.button(key="tr_launch").disabled is False
+
+
 def test_torchaudio_defaults_train_with_128_bands_and_the_panel_title_follows(kws_env):
     at = open_page("train")
     panel = next(e for e in at.expander if e.label.startswith("Front end:"))
@@ -321,7 +337,7 @@ def test_a_running_run_cannot_be_deleted(runs_dir):
 
 def test_experiment_queues_fractions_times_augmentation_and_can_be_cancelled(runs_dir):
     at = open_page("runs")
-    assert at.selectbox(key="exp_model").options == ["CNN", "M5 tuned", "M5 tutorial", "M3", "M11", "M18", "M34-res"]
+    assert at.selectbox(key="exp_model").options == ["CNN", "M5 tuned", "M5 tutorial", "Embedding", "M3", "M11", "M18", "M34-res"]
     at.selectbox(key="exp_model").set_value("m5")
     at.number_input(key="exp_epochs").set_value(1)
     assert at.multiselect(key="exp_fractions").value == [0.1, 0.25, 0.5, 1.0]

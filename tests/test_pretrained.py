@@ -54,9 +54,9 @@ def test_the_shipped_run_is_complete_small_and_loads_with_weights_only():
     assert len(weights) < 1_000_000, "the shipped checkpoint must stay under 1 MB"
     ckpt = torch.load(SHIPPED / "best.pt", map_location="cpu", weights_only=True)  # no pickled code
     info = shipped_about()
-    assert info["run_id"] == f"ready-cnn-{hashlib.sha256(weights).hexdigest()[:6]}"
+    assert info["run_id"] == f"{pretrained.READY}-{hashlib.sha256(weights).hexdigest()[:6]}"
     config = json.loads((SHIPPED / "config.json").read_text())
-    assert config["model"] == info["model"] == ckpt["model_name"] == "cnn"
+    assert config["model"] == info["model"] == ckpt["model_name"] == "embed"
     assert config["data"] == ckpt["run_config"]["data"] == pretrained.EMBEDDED and not config["mix"]
     assert config["name"] and "real voices" in config["notes"]
     status = json.loads((SHIPPED / "status.json").read_text())
@@ -87,7 +87,8 @@ def test_the_line_on_try_it_is_made_of_about_json():
     info = shipped_about()
     line = pretrained.ready_line(info)
     assert line == (
-        f"Ready model: a CNN trained on the embedded synthetic speech ({info['trained_on']['clips']:,} clips, "
+        "Ready model: a small head on a pretrained speech embedding, trained on the embedded synthetic speech "
+        f"({info['trained_on']['clips']:,} clips, "
         f"{info['trained_on']['speakers']:,} voices); on real voices it gets {100 * info['real']['accuracy']:.1f} % "
         "(8 commands)."
     )
@@ -127,7 +128,7 @@ def test_install_makes_an_ordinary_run_on_the_local_embedded_data(ready_on):
     assert all(m["path"].startswith(local + "/") for m in report["misclassified"])
     assert pretrained.EMBEDDED not in (folder / "report.json").read_text() + (folder / "config.json").read_text()
     (info,) = jobs.list_runs()
-    assert (info.run_id, info.state, info.model) == (run_id, "succeeded", "cnn") and not info.error
+    assert (info.run_id, info.state, info.model) == (run_id, "succeeded", "embed") and not info.error
     assert info.test_accuracy == pytest.approx(report["accuracy"])
     assert pretrained.about(folder) == shipped_about()
     labels = load_run_model(folder)[2]
@@ -186,7 +187,7 @@ def test_kwscore_runs_lists_the_ready_model(ready_on):
     cmd = [sys.executable, "-m", "kwscore.cli", "runs"]
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert first.returncode == 0, first.stderr
-    assert f"Added {run_id}. Ready model: a CNN" in first.stderr
+    assert f"Added {run_id}. Ready model: a small head on a pretrained speech embedding" in first.stderr
     assert run_id in first.stdout and "succeeded" in first.stdout
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert "Added" not in again.stderr and run_id in again.stdout

@@ -22,7 +22,7 @@ TINY_M5 = {"n_channel": 8, "stride": 16}
 
 
 def tiny(small_synth, model="m5", **overrides) -> RunConfig:
-    kwargs = {"m5": TINY_M5, "cnn": {"channels": [8, 16]}}[model]
+    kwargs = {"m5": TINY_M5, "cnn": {"channels": [8, 16]}, "embed": {"hidden": 16}}[model]
     values = dict(
         data=str(small_synth), epochs=2, batch_size=32, model_kwargs=kwargs, threads=1, augment="none"
     )
@@ -221,6 +221,21 @@ def test_cnn_trains_with_and_without_waveform_augmentation(small_synth, tmp_path
         assert result.state == "succeeded" and 0 <= result.report["accuracy"] <= 1
         assert result.report["train_selection"]["clips"] == 64
         assert result.transform[-1].config.n_mels == 40  # MelFrontEnd stored with the checkpoint
+
+
+def test_the_pretrained_embedding_trains_its_head_and_its_run_loads_like_any_other(small_synth, tmp_path):
+    config = tiny(small_synth, "embed", epochs=4, lr=0.01, augment="light")
+    assert config.model_rate == 16000 and config.representation == "embedding"
+    result = run_training(config, tmp_path / "embed")
+    assert result.state == "succeeded"
+    assert result.report["accuracy"] >= 0.5, "8 words: chance is 12.5 %; the embedding separates them at once"
+    files = RunFiles(result.run_dir)
+    assert files.best_path.stat().st_size < 200_000, "the frozen embedding stays out of the checkpoint"
+    model, transform, labels, _config = load_run_model(result.run_dir)
+    clips = torch.stack([SpeechCommands(small_synth, "testing").waveform(i) for i in range(4)])
+    with torch.no_grad():
+        assert torch.allclose(model(transform(clips)), result.model(result.transform(clips)), atol=1e-5)
+    assert evaluate(result.run_dir, SpeechCommands(small_synth, "testing"))["accuracy"] == result.report["accuracy"]
 
 
 def test_cancel_flag_stops_the_run_cleanly(small_synth, tmp_path):

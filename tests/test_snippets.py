@@ -87,7 +87,7 @@ def test_augmentation_lab_code_draws_the_same_values(kws_env, tmp_path):
 
 def test_train_code_builds_the_model_on_the_page(kws_env, tmp_path):
     at = open_page("train")
-    for recipe in ("cnn", "m5tutorial"):
+    for recipe in ("cnn", "m5tutorial", "embed"):
         at.radio(key="tr_model").set_value(recipe).run()
         m = metrics(at)
         out = run_code(page_code(at), tmp_path)

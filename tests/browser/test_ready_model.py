@@ -42,7 +42,7 @@ def test_a_fresh_server_offers_the_ready_model_on_try_it(first_start, browser):
         open_page(pg, first_start, "try_it")
         expect(pg.get_by_text(pretrained.ready_line(about), exact=True)).to_be_visible()
         chosen = pg.locator("[data-testid='stMain'] [data-testid='stSelectbox'] input").first
-        expect(chosen).to_have_value(re.compile(r"^Ready model \(embedded data\) · cnn · "))
+        expect(chosen).to_have_value(re.compile(r"^Ready model \(embedded data\) · embed · "))
         assert pg.get_by_text("No finished training run").count() == 0
         assert (first_start.runs_dir / about["run_id"] / "best.pt").is_file()
         assert_clean(pg)
