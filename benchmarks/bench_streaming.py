@@ -48,6 +48,16 @@ GOAL_RECALL, GOAL_FA = 0.90, 5  # at 10 dB SNR, in a 10-minute stream
 FA_LEVELS = (0.0, 6.0, 30.0, 60.0, 120.0)  # false alarms per hour at which the DET curve is read
 
 
+def model_text(folder: Path) -> str:
+    """What the streams were heard with: the benchmark's own CNN, or the ``--run`` given (its model and data)."""
+    from kwscore.runfiles import RunFiles
+
+    if folder.name == RUN_ID:
+        return "the default CNN recipe trained on the shared real training list"
+    config = RunFiles(folder).read_config()
+    return f"run `{folder.name}` ({config['model']} trained on {Path(config['data']).name})"
+
+
 def trained_run(run: str | None) -> Path:
     """``--run``, or the benchmark's cached CNN (trained now if it is not there yet)."""
     if run:
@@ -116,7 +126,7 @@ def stream_section(folder: Path, minutes: float, save: bool) -> None:
     accuracy = run_test_accuracy(folder)
     clip_accuracy = f"; test accuracy on clips {accuracy:.1%}" if accuracy is not None else ""
     body = (
-        f"{machine()}. Model: the default CNN recipe trained on the shared real training list "
+        f"{machine()}. Model: {model_text(folder)} "
         f"({len(predictor.labels)} classes: {', '.join(predictor.labels)}{clip_accuracy}). "
         f"Streams: {minutes:g} min of the testing list, a word every ~3 s, 25 % non-keywords, all of the set's "
         "background noises at the SNR; detector defaults (hop 0.1 s, smoothing 0.3 s, refractory 0.8 s, gate 12 dB, "
@@ -220,7 +230,8 @@ def live_section(folder: Path, seconds: float, save: bool) -> None:
                     f"{audio_s / cpu:.0f} | {score['recall']:.0%}, {score['false_alarms']} FA |")  # fmt: skip
         print(rows[-1], flush=True)
     body = (
-        f"{machine()}. One Live-page listener simulated in-process on one thread: {seconds:g} s of the real set's "
+        f"{machine()}. Model: {model_text(folder)}. One Live-page listener simulated in-process on one thread: "
+        f"{seconds:g} s of the real set's "
         "test words at 20 dB SNR as 20-ms 48 kHz `av.AudioFrame`s → soxr to 16 kHz → `LiveDetector` (a 1-s "
         "window every 100 ms) → the page's HTML pictures 10×/s. Not included: Opus decoding and WebRTC in aiortc, "
         "Streamlit sending the deltas (the browser test measures the whole server). Goal: 20 streams in one core "

@@ -1,12 +1,12 @@
 """Make the ready model shipped in kwscore/pretrained/ready-<model>/ (what "Try it" offers before anyone trains).
 
-    .venv/bin/python benchmarks/make_ready_model.py                      # kwscore train --model embed --no-unknown, then package it
-    .venv/bin/python benchmarks/make_ready_model.py --model cnn --with-unknown   # another recipe, with _unknown_/_silence_
+    .venv/bin/python benchmarks/make_ready_model.py                      # kwscore train --model embed, then package it
+    .venv/bin/python benchmarks/make_ready_model.py --model cnn --no-unknown   # another recipe, the 8 commands only
     .venv/bin/python benchmarks/make_ready_model.py --from-run RUN_DIR   # package a run trained already
     .venv/bin/python benchmarks/make_ready_model.py --epochs 3           # a quick one, to try the mechanism
 
-1. **Train**: ``kwscore train --model embed --no-unknown`` (exactly the recipe a student gets,
-   ``default_config("embed")``, on the 8 commands)
+1. **Train**: ``kwscore train --model embed`` (exactly the recipe a student gets, ``default_config("embed")``:
+   the 8 commands with ``_unknown_`` and ``_silence_``, so that Live and streaming can answer "no keyword")
    on the default embedded dataset (:class:`kwscore.data.synth.SynthParams`, generated first when
    missing under ``KWS_DATA_DIR``), in a temporary runs folder. Or take ``--from-run``: a finished run
    trained on that same default embedded set, nothing else mixed in.
@@ -208,7 +208,7 @@ def main() -> int:
     ap.add_argument(
         "--epochs", type=int, help="fewer epochs than the recipe's (to try the mechanism quickly)"
     )
-    ap.add_argument("--with-unknown", action="store_true", help="add the _unknown_ / _silence_ classes (default: the 8 commands only)")
+    ap.add_argument("--no-unknown", action="store_true", help="the 8 commands only (no _unknown_ / _silence_ classes)")
     ap.add_argument("--real", type=Path, default=SHARED_REAL, help="the real recordings to score on")
     ap.add_argument("--out", type=Path, help="where to write (default kwscore/pretrained/ready-<model>)")
     ap.add_argument("--no-save", action="store_true", help="print only, do not append to RESULTS.md")
@@ -223,7 +223,7 @@ def main() -> int:
             run = (
                 args.from_run.expanduser().resolve()
                 if args.from_run
-                else train(args.model, args.epochs, Path(tmp), no_unknown=not args.with_unknown)
+                else train(args.model, args.epochs, Path(tmp), no_unknown=args.no_unknown)
             )
             out = args.out or pretrained.HERE / f"ready-{RunFiles(run).read_config()['model']}"
             about = package(run, out, args.real)

@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from kwscore.data.dataset import SpeechCommands  # noqa: E402
 from kwscore.models import build_model  # noqa: E402
-from kwscore.recipes import RECIPES, default_config  # noqa: E402
+from kwscore.recipes import default_config, recipe  # noqa: E402
 from kwscore.runner import run_training  # noqa: E402
 from kwscore.training import make_optimizer, train  # noqa: E402
 from kwscore.training_data import prepare_data  # noqa: E402
@@ -121,7 +121,7 @@ def recipes_section(models: list[str], overrides: dict, label: str, threads: int
         r = run_recipe(model, overrides, threads)
         rows.append(row(model, label and f"{model}: {label}", overrides, r))
         print(rows[-1], flush=True)
-    recipes = {m: RECIPES[m] for m in models}
+    recipes = {m: recipe(m, SHARED_REAL) for m in models}  # with the settings for recorded speech
     body = (
         f"{machine()}. Shared real set, 8 commands; accuracy on the testing list (unseen speakers); wall "
         "time = the whole `run_training` (decode, train, validate every epoch, test). Targets: CNN ≥ 93 %, "
@@ -276,7 +276,7 @@ def fraction_section(model: str, threads: int | None, save: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--only", choices=["cnn", "m5", "recipes", "throughput", "fraction"], help="run one section"
+        "--only", choices=["cnn", "m5", "embed", "recipes", "throughput", "fraction"], help="run one section"
     )
     parser.add_argument("--set", default="{}", help="JSON RunConfig overrides for the recipe runs")
     parser.add_argument("--label", default="", help="what this attempt changes (for the table)")
@@ -291,7 +291,7 @@ def main() -> None:
         return
     save, overrides = not args.no_save, json.loads(args.set)
     only = args.only
-    if only in (None, "recipes", "cnn", "m5"):
+    if only in (None, "recipes", "cnn", "m5", "embed"):
         models = ["cnn", "m5"] if only in (None, "recipes") else [only]
         recipes_section(models, overrides, args.label, args.threads, save)
     if only in (None, "throughput"):

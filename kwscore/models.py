@@ -629,6 +629,27 @@ def speech_embedding() -> SpeechEmbedding:
         return SpeechEmbedding().eval()
 
 
+class HighBands(nn.Module):
+    """What the embedding cannot hear: ``n_bands`` Mel bands from 3.8 to 8 kHz (the hiss of "s" in
+    "stop" and "yes"), in dB below the clip's loudest, averaged over the same 775-ms windows every 80 ms
+    as the embedding's steps: ``[B, 1, time]`` -> ``[B, n_bands, steps]``. Nothing to learn."""
+
+    def __init__(self, n_bands: int):
+        super().__init__()
+        import torchaudio
+
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=16000, n_fft=512, win_length=400, hop_length=160, f_min=3800.0, f_max=8000.0,
+            n_mels=n_bands, center=False,
+        )  # fmt: skip
+        self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        db = 10.0 * torch.log10(self.mel(x.squeeze(1)) + 1e-10)  # [B, n_bands, frames]
+        db = (db - db.amax(dim=(1, 2), keepdim=True)).clamp(min=-80.0) / 10.0
+        return F.avg_pool1d(db, SpeechEmbedding.window_frames, SpeechEmbedding.step_frames)
+
+
 class EmbeddingKWS(nn.Module):
     """Transfer learning: the frozen :class:`SpeechEmbedding`, then a small head that you train.
 
@@ -637,39 +658,50 @@ class EmbeddingKWS(nn.Module):
         input        [B, 1, 16000]        1 s at 16 kHz (any length)
         pad          0.25 s of silence each side, so a word at the edge still fills a window
         embedding    [B, 96, 9]           frozen: one 96-number vector every 80 ms
-        conv1d k3    96->hidden, BN, ReLU [B, hidden, 9]     hidden: 64 by default, 128 in the recipe
+        + high bands [B, 96 + 8, 9]       the recipe: 8 Mel bands 3.8-8 kHz the embedding cannot hear
+        conv1d k3    ->hidden, BN, ReLU   [B, hidden, 9]     hidden: 64 by default, 128 in the recipe
         conv1d k3    hidden->hidden, BN, ReLU
         max over time                     [B, hidden]  the word anywhere in the clip
         dropout, linear -> n_classes      [B, n_classes] logits
 
-    Only the head learns (``count_parameters``: 32 k parameters at ``hidden=64``, 88 k at 128, the recipe);
-    the embedding's 330 k stay as
-    Google trained them, on real voices. That is why this model, trained on the embedded synthetic
-    voices only, understands real speakers far better than a CNN trained from scratch on the same
-    clips (benchmarks/RESULTS.md, sim_to_real).
+    Only the head learns (``count_parameters``: 32 k parameters at ``hidden=64``, 88 k at 128, the
+    recipe); the embedding's 328 k numbers stay as Google trained them, on real voices. That is why this
+    model, trained on the embedded synthetic voices only, understands real speakers far better than a
+    CNN trained from scratch on the same clips (benchmarks/RESULTS.md, "sim_to_real: transfer learning").
 
     Args:
         n_classes: number of output classes.
         hidden: channels of the head's two convolutions.
         dropout: dropout probability before the classifier.
         pad_seconds: silence added at each end before the embedding.
+        high_bands: join this many Mel bands from 3.8 to 8 kHz (:class:`HighBands`) to the embedding's
+            96 numbers at each step (0 = none). The embedding hears only up to 3.8 kHz, where "stop"
+            and "top" sound alike; the recipe uses 8 (real "stop" 46 -> 65 %, benchmarks/RESULTS.md).
     """
 
     name = "embed"
     sample_rate = 16000
 
-    def __init__(self, n_classes: int, hidden: int = 64, dropout: float = 0.3, pad_seconds: float = 0.25):
+    def __init__(
+        self, n_classes: int, hidden: int = 64, dropout: float = 0.3, pad_seconds: float = 0.25, high_bands: int = 0
+    ):
         super().__init__()
         _check_positive(n_classes=n_classes, hidden=hidden)
+        if isinstance(high_bands, bool) or not isinstance(high_bands, numbers.Integral) or not 0 <= high_bands <= 32:
+            raise KwsError(f"high_bands must be a whole number from 0 to 32, got {high_bands!r}. Try 8.")
         if not 0.0 <= dropout < 1.0:
             raise KwsError(f"dropout must be in [0, 1), got {dropout}. Try 0.3.")
         if not 0.0 <= pad_seconds <= 1.0:
             raise KwsError(f"pad_seconds must be between 0 and 1, got {pad_seconds}. Try 0.25.")
-        self.config = dict(hidden=int(hidden), dropout=float(dropout), pad_seconds=float(pad_seconds))
-        # not a registered submodule: its weights stay out of parameters(), state_dict() and checkpoints
+        self.config = dict(
+            hidden=int(hidden), dropout=float(dropout), pad_seconds=float(pad_seconds), high_bands=int(high_bands)
+        )
+        # not registered submodules: their weights stay out of parameters(), state_dict() and checkpoints
         object.__setattr__(self, "embedding", speech_embedding())
+        with torch.device("cpu"):  # real even when the model is only sized on the "meta" device
+            object.__setattr__(self, "high_band", HighBands(high_bands) if high_bands else None)
         self.pad = round(pad_seconds * self.sample_rate)
-        self.conv1 = nn.Conv1d(96, hidden, 3, padding=1)
+        self.conv1 = nn.Conv1d(96 + high_bands, hidden, 3, padding=1)
         self.bn1 = nn.BatchNorm1d(hidden)
         self.conv2 = nn.Conv1d(hidden, hidden, 3, padding=1)
         self.bn2 = nn.BatchNorm1d(hidden)
@@ -679,13 +711,18 @@ class EmbeddingKWS(nn.Module):
 
     def _apply(self, fn, recurse: bool = True):  # .to(device) / .half() move the frozen embedding too
         self.embedding._apply(fn)
+        if self.high_band is not None:
+            self.high_band._apply(fn)
         return super()._apply(fn, recurse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[batch, 1, time]`` at 16 kHz -> logits ``[batch, n_classes]``."""
         _check_waveform_batch(self, x)
         with torch.no_grad():
-            e = self.embedding(F.pad(x, (self.pad, self.pad)))  # [B, 96, steps]
+            x = F.pad(x, (self.pad, self.pad))
+            e = self.embedding(x)  # [B, 96, steps]
+            if self.high_band is not None:
+                e = torch.cat([e, self.high_band(x)], dim=1)  # [B, 96 + high_bands, steps]
         h = F.relu(self.bn1(self.conv1(e)))
         h = F.relu(self.bn2(self.conv2(h)))
         return self.fc(self.dropout(h.amax(dim=-1)))

@@ -166,7 +166,12 @@ with settings:
             )  # fmt: skip
             dropout = kept(st.slider, "Dropout before the classifier", "dropout",
                            tuned.model_kwargs.get("dropout", 0.3), min_value=0.0, max_value=0.5, step=0.05)  # fmt: skip
-            model_kwargs = {**tuned.model_kwargs, "hidden": int(hidden), "dropout": float(dropout)}
+            high = kept(st.toggle, "Add what it cannot hear: 3.8–8 kHz", "high_bands",
+                        bool(tuned.model_kwargs.get("high_bands", 0)),
+                        help="The embedding's Mel bands stop at 3.8 kHz, where “stop” and “top” sound alike. This "
+                        "adds 8 Mel bands from 3.8 to 8 kHz (the hiss of “s”) next to its 96 numbers.")  # fmt: skip
+            model_kwargs = {**tuned.model_kwargs, "hidden": int(hidden), "dropout": float(dropout),
+                            "high_bands": 8 if high else 0}  # fmt: skip
             sample_rate = info_m["sample_rate"]
         else:
             n_channel = kept(

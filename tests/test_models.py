@@ -245,6 +245,20 @@ def test_embedding_model_reads_any_length_and_refuses_too_short_clips():
     assert info["n_params"] == count_parameters(model)
     with pytest.raises(KwsError, match="dropout"):
         build_model("embed", 4, dropout=1.0)
+    with pytest.raises(KwsError, match="high_bands"):
+        build_model("embed", 4, high_bands=-1)
+
+
+def test_high_bands_add_what_the_embedding_cannot_hear():
+    """8 Mel bands 3.8-8 kHz at the embedding's steps: a hiss at 6 kHz shows in the steps that hear it."""
+    model = build_model("embed", 4, high_bands=8).eval()
+    assert model.conv1.in_channels == 96 + 8 and model(torch.randn(2, 1, 16000) * 0.1).shape == (2, 4)
+    t = torch.arange(24000) / 16000
+    low = torch.sin(2 * torch.pi * 500 * t) * 0.3
+    hiss = torch.sin(2 * torch.pi * 6000 * t) * (t > 1.2) * (t < 1.45)  # 250 ms of 6 kHz near the end
+    bands = model.high_band((low + hiss)[None, None])[0]  # [8, 9]: step 0 sees 0-0.78 s, step 8 0.64-1.42 s
+    assert bands.shape == (8, 9)
+    assert bands[:, 8].max() - bands[:, 0].max() > 1.5, "the hiss shows above 3.8 kHz (in tens of dB)"
 
 
 def test_speech_embedding_tells_words_apart_across_voices(small_synth):

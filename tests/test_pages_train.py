@@ -147,6 +147,10 @@ def test_transfer_learning_trains_only_a_head_on_the_frozen_embedding(kws_env):
     at.select_slider(key="tr_embed_hidden").set_value(16).run()
     smaller = describe("embed", n_classes, **{**recipe.model_kwargs, "hidden": 16})["n_params"]
     assert metrics(at)["Parameters"] == f"{smaller:,}"
+    assert at.toggle(key="tr_embed_high_bands").value is True  # the recipe hears 3.8-8 kHz too
+    at.toggle(key="tr_embed_high_bands").set_value(False).run()
+    without = describe("embed", n_classes, **{**recipe.model_kwargs, "hidden": 16, "high_bands": 0})["n_params"]
+    assert metrics(at)["Parameters"] == f"{without:,}" != f"{smaller:,}"
     assert at.button(key="tr_launch").disabled is False
 
 

@@ -22,7 +22,7 @@ TINY_M5 = {"n_channel": 8, "stride": 16}
 
 
 def tiny(small_synth, model="m5", **overrides) -> RunConfig:
-    kwargs = {"m5": TINY_M5, "cnn": {"channels": [8, 16]}, "embed": {"hidden": 16}}[model]
+    kwargs = {"m5": TINY_M5, "cnn": {"channels": [8, 16]}, "embed": {"hidden": 16, "high_bands": 8}}[model]
     values = dict(
         data=str(small_synth), epochs=2, batch_size=32, model_kwargs=kwargs, threads=1, augment="none"
     )
