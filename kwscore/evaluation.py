@@ -25,7 +25,7 @@ CNN). Predict, Try-it and export all go through it, so they see exactly what tra
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -109,6 +109,7 @@ def evaluate(
     device: str | torch.device = "cpu",
     batch_size: int = 256,
     top_k: int = 3,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Run ``model`` over every clip of ``dataset``; return the report described in the module doc.
 
@@ -122,6 +123,7 @@ def evaluate(
             (build it with ``commands=labels``).
         transform: ``[batch, 1, time] -> model input`` (``None``: the waveform as is).
         labels: the model's class names (default: ``dataset.labels``).
+        progress: called as ``progress(clips done, clips in all)`` after every batch (a progress bar).
     """
     model, stored_transform, stored_labels = _as_model(model, device)
     transform = transform if transform is not None else stored_transform
@@ -139,9 +141,15 @@ def evaluate(
     misclassified: list[dict] = []
 
     def batches():
+        done = 0
         for index, waves, targets in _batches(dataset, SAMPLE_RATE, batch_size):  # one second, as in training
+            if progress is not None and done:
+                progress(done, len(dataset))
             batch_index[:] = index
+            done += len(index)
             yield waves, targets
+        if progress is not None:
+            progress(len(dataset), len(dataset))
 
     def note_mistakes(logits: torch.Tensor, targets: torch.Tensor) -> None:
         if logits.shape[1] != len(labels):

@@ -16,6 +16,7 @@ import streamlit as st
 from dashboard import (
     clips,
     code_view,
+    cross_eval,
     datasets,
     feature_editor,
     identity,
@@ -256,6 +257,8 @@ def mistakes(info, report: dict) -> None:
     st.caption("Top-3 guesses with their softmax probabilities: green is the true word. "
                + ("The picture is the model's own input: the clip's dB Mel spectrogram, normalised to zero mean "
                   "and unit variance (σ)." if config.get("model") == "cnn" else
+                  "The pretrained embedding makes its own log-Mel frames (32 bands up to 3.8 kHz) from the 16-kHz "
+                  "samples; the picture is the clip's linear spectrogram." if config.get("model") == "embed" else
                   "A waveform model has no spectrogram: it reads the resampled samples. The picture shows what "
                   "is left of the sound at its rate (nothing above half of it)."))  # fmt: skip
 
@@ -341,6 +344,8 @@ def one_run(infos: list) -> None:
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 st.error(f"This run's report.json is damaged ({type(exc).__name__}: {exc}).")
     if info.state == "succeeded":
+        with st.expander("Test on another dataset: real voices too?", icon=":material/fact_check:"):
+            cross_eval.show(info)
         with st.expander("Streaming: false alarms per hour, DET curve", icon=":material/graphic_eq:"):
             streaming_view.show(info)
     with st.expander("Log"):
