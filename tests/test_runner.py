@@ -235,7 +235,11 @@ def test_the_pretrained_embedding_trains_its_head_and_its_run_loads_like_any_oth
     clips = torch.stack([SpeechCommands(small_synth, "testing").waveform(i) for i in range(4)])
     with torch.no_grad():
         assert torch.allclose(model(transform(clips)), result.model(result.transform(clips)), atol=1e-5)
-    assert evaluate(result.run_dir, SpeechCommands(small_synth, "testing"))["accuracy"] == result.report["accuracy"]
+    calls = []  # the progress callback (Runs' "Test on another dataset" bar): clips done, in order, to the end
+    test_set = SpeechCommands(small_synth, "testing")
+    again = evaluate(result.run_dir, test_set, batch_size=8, progress=lambda done, total: calls.append((done, total)))
+    assert again["accuracy"] == result.report["accuracy"]
+    assert len(calls) > 1 and calls[-1] == (len(test_set), len(test_set)) and calls == sorted(calls)
 
 
 def test_cancel_flag_stops_the_run_cleanly(small_synth, tmp_path):
