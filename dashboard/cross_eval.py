@@ -7,8 +7,6 @@ bar; the result stays in the session next to the run's own test accuracy.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from dashboard import datasets, plots, run_views
@@ -50,7 +48,7 @@ def show(info) -> None:
             dataset = task_dataset([root], None if subset == "all" else subset, labels, int(config.get("seed") or 0))
             report = evaluate(model, dataset, transform, labels,
                               progress=lambda done, total: bar.progress(done / total, text=f"Testing: {done:,} of {total:,} clips"))  # fmt: skip
-        except KwsError as exc:
+        except (KwsError, OSError) as exc:
             bar.empty()
             st.error(f"This run cannot be tested on {options[root]}: {exc}")
             return
@@ -59,7 +57,7 @@ def show(info) -> None:
                                                         "per_class_total", "no_keyword")}  # fmt: skip
     result = st.session_state.get(key)
     if result is None:
-        st.caption(f"The same as `kwscore eval {info.run_id} --data {Path(root).name} --subset {subset}`. Trained on "
+        st.caption(f"The same as `kwscore eval {info.run_id} --data {root} --subset {subset}`. Trained on "
                    "synthetic voices? Test it on real ones (*speech-commands-real*, or the full download): the gap "
                    "between the two figures is what a synthetic test split does not tell you.")  # fmt: skip
         return

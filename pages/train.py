@@ -57,7 +57,7 @@ connections so that 34 layers still train.
 speech embedding on a large amount of real speech: it turns every 80 ms into 96 numbers that tell words
 apart. Here it stays frozen and only a small head learns your words. Trained on the embedded synthetic
 voices alone, it understands real people far better than the CNNs above trained from scratch: what it
-learnt from real voices carries over (compare the models on real speech in Runs).
+learnt from real voices carries over (see for yourself: Runs → one run → *Test on another dataset*).
 """
 
 
