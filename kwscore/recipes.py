@@ -125,7 +125,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 #: ``_unknown_`` and ``_silence_``, half the embedded set's: at the embedded set's 20 epochs the CNN
 #: reached 85-86 %, at 60 epochs 92.7 % (90: 91.1 %); M5 84.5 % at 60 epochs, 87.4 / 87.9 % at 90
 #: (two seeds), 84.5 % at 120 (benchmarks/RESULTS.md, "train_real: recipes for recorded speech"). The
-#: pretrained embedding's head (128, before the high bands): 96.6 % at 20 epochs in 298 s (best epoch 8).
+#: pretrained embedding's head: 96.1 % at 20 epochs in 390 s on partly busy cores (best epoch 19; before
+#: the high bands, 96.6 % in 298 s).
 RECORDED: dict[str, dict[str, Any]] = {
     "cnn": dict(epochs=60, augment=RECORDED_AUGMENT),
     "m5": dict(epochs=90, augment=RECORDED_AUGMENT),
