@@ -586,7 +586,8 @@ class SpeechEmbedding(nn.Module):
         if not path.is_file():
             raise KwsError(f"The speech embedding's weights are missing ({path}); reinstall kwscore.")
         state = torch.load(path, map_location="cpu", weights_only=True)
-        for name, tensor in state.items():
+        for name, tensor in state.items():  # 4-D kernels channels-last: the CPU convolutions run ~2x faster
+            tensor = tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
             self.register_buffer(name.replace(".", "_"), tensor, persistent=False)
         self.requires_grad_(False)
 
