@@ -322,6 +322,12 @@ class Predictor:
             steps.append(f"dB Mel spectrogram: {fc.n_mels} Mel bands × {frames} frames "
                          f"({1000 * fc.win_length / fc.sample_rate:g} ms window, {1000 * fc.hop_length / fc.sample_rate:g} ms hop"
                          f"{', normalised' if fc.normalize else ''})")  # fmt: skip
+        embedding = getattr(self.model, "embedding", None)
+        if embedding is not None:  # kwscore.models.EmbeddingKWS: the front end is inside the model
+            high = getattr(self.model, "high_band", None)
+            steps.append("inside the model: the pretrained speech embedding's own log-Mel frames (32 bands up to "
+                         "3.8 kHz, 10-ms hop) → 96 numbers every 80 ms"
+                         + (f", next to {high.mel.n_mels} Mel bands from 3.8 to 8 kHz" if high is not None else ""))  # fmt: skip
         return steps
 
     # -- classify -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from kwscore.choices import augment_value
 from kwscore.data.dataset import SpeechCommands
 from kwscore.errors import KwsError
 from kwscore.evaluation import evaluate, load_run_model
+from kwscore.inference import Predictor
 from kwscore.recipes import RECIPE_AUGMENT, RECIPES, RunConfig, default_config, is_synthetic
 from kwscore.runfiles import RunFiles
 from kwscore.runner import Callbacks, run_training
@@ -240,6 +241,8 @@ def test_the_pretrained_embedding_trains_its_head_and_its_run_loads_like_any_oth
     again = evaluate(result.run_dir, test_set, batch_size=8, progress=lambda done, total: calls.append((done, total)))
     assert again["accuracy"] == result.report["accuracy"]
     assert len(calls) > 1 and calls[-1] == (len(test_set), len(test_set)) and calls == sorted(calls)
+    (step,) = Predictor.from_run(result.run_dir).front_end_steps()  # what Try it lists
+    assert "pretrained speech embedding" in step and "8 Mel bands from 3.8 to 8 kHz" in step
 
 
 def test_cancel_flag_stops_the_run_cleanly(small_synth, tmp_path):
