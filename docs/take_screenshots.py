@@ -79,7 +79,7 @@ def prepare(page, name: str, clip: Path | None = None) -> None:
                 keep.click()
                 wait_idle(page)
     if name == "try_it":
-        page.locator("button", has_text="Test recording from the dataset").first.click()
+        page.locator("button", has_text="Test recording").first.click()
         wait_idle(page)
         page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=60_000)
         wait_idle(page)

@@ -19,7 +19,7 @@ from kwscore.labels import display_label
 from kwscore.streaming import StreamConfig, compose_from_dataset, match
 
 ss = st.session_state
-SOURCES = {"upload": "Upload a file", "mic": "Record with the microphone", "test": "Test recording from the dataset"}
+SOURCES = {"upload": "Upload a file", "mic": "Record with the microphone", "test": "Test recording"}
 COMPOSED = "try_composed"  #: {"run_id", "bytes", "name", "truth"}: the last test recording made
 DEFAULTS = StreamConfig()
 
@@ -67,9 +67,11 @@ def pick_input() -> tuple[bytes | None, str | None, list | None]:
     there is nothing yet."""
     data_root = (info.config or {}).get("data")
     sources = [k for k in SOURCES if k != "test" or ui_try.dataset_exists(data_root)]
-    c1, c2 = st.columns([2.2, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([1.55, 1], vertical_alignment="bottom")
     with c1:
-        source = st.segmented_control("Input", sources, format_func=SOURCES.get, key="try_source", default="upload")
+        source = st.segmented_control("Input", sources, format_func=SOURCES.get, key="try_source", default="upload",
+                                      help="Test recording: clips of the run's test split placed at known times into "
+                                      "one of the dataset's background noises.")  # fmt: skip
     with c2:
         ui.kept(st.segmented_control, "Analyse as", key="try_mode", default="auto", options=list(ui_try.MODES),
                 format_func=ui_try.MODES.get,
