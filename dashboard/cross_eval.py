@@ -18,9 +18,14 @@ from kwscore.recipes import is_synthetic
 SUBSETS = {"testing": "its testing split", "all": "all its clips"}
 
 
+def own_data(info) -> str:
+    """The dataset the run trained on ("" when its config does not say)."""
+    return str((info.config or {}).get("data") or "")
+
+
 def choices(info) -> dict[str, str]:
     """Dataset root -> label: every dataset on offer, the run's own first."""
-    own = str((info.config or {}).get("data") or "")
+    own = own_data(info)
     out = {own: f"{run_views.dataset_name(own)} (trained on it)"} if own else {}
     for entry in datasets.entries():
         if entry.available and str(entry.root) not in out:
@@ -35,7 +40,7 @@ def show(info) -> None:
         st.caption("No dataset to test on.")
         return
     # recorded speech first: what a model trained on the synthetic voices has not heard
-    others = sorted((r for r in options if r != str((info.config or {}).get("data") or "")), key=is_synthetic)
+    others = sorted((r for r in options if r != own_data(info)), key=is_synthetic)
     c1, c2, c3 = st.columns([1.6, 1, 0.9], vertical_alignment="bottom")
     root = c1.selectbox("Dataset", list(options), index=list(options).index(others[0]) if others else 0,
                         format_func=options.get, key=f"xeval_data_{info.run_id}")  # fmt: skip

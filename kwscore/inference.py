@@ -296,6 +296,13 @@ class Predictor:
         return str(self.config.get("model", getattr(self.model, "name", "?")))
 
     @property
+    def representation(self) -> str:
+        """What the network reads: ``"mel"``, ``"waveform"`` or ``"embedding"`` (:data:`kwscore.models.MODEL_INFO`)."""
+        from kwscore.models import MODEL_INFO
+
+        return MODEL_INFO.get(self.model_name, {}).get("representation", "waveform")
+
+    @property
     def feature_config(self) -> FeatureConfig | None:
         """The Mel front end of a Mel model (None for waveform models)."""
         mel = [m for m in self.transform.modules() if hasattr(m, "config") and isinstance(m.config, FeatureConfig)]
@@ -322,8 +329,7 @@ class Predictor:
             steps.append(f"dB Mel spectrogram: {fc.n_mels} Mel bands × {frames} frames "
                          f"({1000 * fc.win_length / fc.sample_rate:g} ms window, {1000 * fc.hop_length / fc.sample_rate:g} ms hop"
                          f"{', normalised' if fc.normalize else ''})")  # fmt: skip
-        embedding = getattr(self.model, "embedding", None)
-        if embedding is not None:  # kwscore.models.EmbeddingKWS: the front end is inside the model
+        if self.representation == "embedding":  # kwscore.models.EmbeddingKWS: the front end is inside the model
             high = getattr(self.model, "high_band", None)
             steps.append("inside the model: the pretrained speech embedding's own log-Mel frames (32 bands up to "
                          "3.8 kHz, 10-ms hop) → 96 numbers every 80 ms"

@@ -535,6 +535,9 @@ def _check_waveform_batch(model: nn.Module, x: torch.Tensor) -> None:
 #: Google's speech embedding, converted once by ``benchmarks/convert_speech_embedding.py``.
 EMBEDDING_WEIGHTS = Path(__file__).resolve().parent / "pretrained" / "speech-embedding" / "speech_embedding.pt"
 
+#: The embedding's frames: 25-ms Hann window in a 512-point FFT, every 10 ms at 16 kHz (also :class:`HighBands`).
+_EMBEDDING_FRAMES = dict(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, center=False)
+
 #: The embedding's convolutions after the first 3x3 one: (output channels, kernel, then a max-pool?).
 #: "f" = 1x3 along frequency (padded), "t" = 3x1 along time (not padded); pools are (time, frequency).
 _EMBEDDING_LAYERS = (
@@ -570,8 +573,8 @@ class SpeechEmbedding(nn.Module):
     weights are buffers, not parameters, and stay out of checkpoints (the file ships with kwscore).
     """
 
-    sample_rate = 16000
-    frame_hop = 160  # samples between Mel frames (10 ms)
+    sample_rate = _EMBEDDING_FRAMES["sample_rate"]
+    frame_hop = _EMBEDDING_FRAMES["hop_length"]  # samples between Mel frames (10 ms)
     window_frames, step_frames = 76, 8
 
     def __init__(self, weights: str | os.PathLike | None = None):
@@ -579,9 +582,8 @@ class SpeechEmbedding(nn.Module):
         import torchaudio
 
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=16000, n_fft=512, win_length=400, hop_length=160, f_min=60.0, f_max=3800.0, n_mels=32,
-            center=False, norm="slaney", mel_scale="slaney", power=2.0,
-        )  # fmt: skip
+            **_EMBEDDING_FRAMES, f_min=60.0, f_max=3800.0, n_mels=32, norm="slaney", mel_scale="slaney", power=2.0
+        )
         path = Path(weights) if weights is not None else EMBEDDING_WEIGHTS
         if not path.is_file():
             raise KwsError(f"The speech embedding's weights are missing ({path}); reinstall kwscore.")
@@ -589,6 +591,9 @@ class SpeechEmbedding(nn.Module):
         for name, tensor in state.items():  # 4-D kernels channels-last: the CPU convolutions run ~2x faster
             tensor = tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
             self.register_buffer(name.replace(".", "_"), tensor, persistent=False)
+        widths = [getattr(self, f"conv{i}_weight").shape[0] for i in range(1, len(_EMBEDDING_LAYERS) + 1)]
+        if widths != [ch for ch, _axis, _pool in _EMBEDDING_LAYERS]:
+            raise KwsError(f"{path} does not hold the speech embedding's layers; reinstall kwscore.")
         self.requires_grad_(False)
 
     @property
@@ -639,10 +644,7 @@ class HighBands(nn.Module):
         super().__init__()
         import torchaudio
 
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=16000, n_fft=512, win_length=400, hop_length=160, f_min=3800.0, f_max=8000.0,
-            n_mels=n_bands, center=False,
-        )  # fmt: skip
+        self.mel = torchaudio.transforms.MelSpectrogram(**_EMBEDDING_FRAMES, f_min=3800.0, f_max=8000.0, n_mels=n_bands)
         self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

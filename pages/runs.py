@@ -29,11 +29,21 @@ from kwscore import choices, experiments, jobs, runlabels, snippets
 from kwscore.errors import KwsError
 from kwscore.evaluation import no_keyword_text
 from kwscore.labels import cut_at_level, display_label
+from kwscore.models import MODEL_INFO
 from kwscore.notebook import notebook_json, run_notebook
 from kwscore.recipes import RunConfig, default_config
 from kwscore.runfiles import ACTIVE_STATES
 
 ss = st.session_state
+#: What the picture beside a mistake shows, by what the model reads (kwscore.models.MODEL_INFO).
+PICTURE = {
+    "mel": "The picture is the model's own input: the clip's dB Mel spectrogram, normalised to zero mean and unit "
+    "variance (σ).",
+    "embedding": "The pretrained embedding makes its own log-Mel frames (32 bands up to 3.8 kHz) from the 16-kHz "
+    "samples; the picture is the clip's linear spectrogram.",
+    "waveform": "A waveform model has no spectrogram: it reads the resampled samples. The picture shows what is left "
+    "of the sound at its rate (nothing above half of it).",
+}
 SELECTED = "runs_selected"  #: run ids ticked in the table (compared)
 DETAIL = "runs_detail"  #: the run studied in detail
 CONFIRM = "runs_confirm_delete"  #: the run a delete dialog is open for
@@ -254,13 +264,8 @@ def mistakes(info, report: dict) -> None:
                                                    height=200)  # fmt: skip
                     fig.update_traces(showscale=False)
                 st.plotly_chart(fig, key=f"runs_mis_spec_{k}")
-    st.caption("Top-3 guesses with their softmax probabilities: green is the true word. "
-               + ("The picture is the model's own input: the clip's dB Mel spectrogram, normalised to zero mean "
-                  "and unit variance (σ)." if config.get("model") == "cnn" else
-                  "The pretrained embedding makes its own log-Mel frames (32 bands up to 3.8 kHz) from the 16-kHz "
-                  "samples; the picture is the clip's linear spectrogram." if config.get("model") == "embed" else
-                  "A waveform model has no spectrogram: it reads the resampled samples. The picture shows what "
-                  "is left of the sound at its rate (nothing above half of it)."))  # fmt: skip
+    representation = MODEL_INFO.get(config.get("model"), {}).get("representation", "waveform")
+    st.caption("Top-3 guesses with their softmax probabilities: green is the true word. " + PICTURE[representation])
 
 
 def save_annotation(path, name_key: str, notes_key: str) -> None:

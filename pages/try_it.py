@@ -19,6 +19,8 @@ from kwscore.labels import display_label
 from kwscore.streaming import StreamConfig, compose_from_dataset, match
 
 ss = st.session_state
+#: How each kind of model reads the clip (kwscore.models.MODEL_INFO's representation).
+READS = {"mel": "through a Mel front end", "waveform": "(raw waveform)", "embedding": "through a pretrained speech embedding"}
 SOURCES = {"upload": "Upload a file", "mic": "Record with the microphone", "test": "Test recording"}
 COMPOSED = "try_composed"  #: {"run_id", "bytes", "name", "truth"}: the last test recording made
 DEFAULTS = StreamConfig()
@@ -52,9 +54,7 @@ threshold = top[1].slider(
 )  # fmt: skip
 st.caption(
     f"{ui_try.knows_text(model.labels)}. Listens at "
-    f"{model.model_rate / 1000:g} kHz"
-    + (" through a Mel front end" if model.feature_config else " through a pretrained speech embedding"
-       if model.model_name == "embed" else " (raw waveform)") + "."
+    f"{model.model_rate / 1000:g} kHz {READS[model.representation]}."
 )
 if (ready := pretrained.about(info.path)) is not None:  # the model shipped with kwscore: say what it knows
     st.info(pretrained.ready_line(ready), icon=":material/verified:")
