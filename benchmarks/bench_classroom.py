@@ -139,7 +139,7 @@ async def student(browser, url: str, moves: int, latencies: list[float], errors:
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
     try:
         await page.goto(f"{url}/spectrogram", timeout=PAGE_LOAD_MS)
-        await page.wait_for_selector(f"{IDLE} [data-testid='stPlotlyChart']", timeout=PAGE_LOAD_MS)
+        await page.wait_for_selector(f"{IDLE} .kws-picture", timeout=PAGE_LOAD_MS)
         for i in range(moves):
             if browsing and i and i % 3 == 0:
                 shape = await page.evaluate(MODEL_INPUT_JS)

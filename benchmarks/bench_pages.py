@@ -54,8 +54,9 @@ st.plotly_chart(go.Figure(go.Heatmap(z=z, colorscale="Magma"), layout_title_text
 """
 
 SLIDER = "[data-testid='stSlider']"
-#: The first chart's title (the lab's main picture names its n_mels; the floor's its seed).
-TITLE_JS = "document.querySelector(\"[data-testid='stPlotlyChart'] .gtitle\")?.textContent"
+#: The first picture's or chart's title (the lab's main picture names its n_mels; the floor's its seed).
+TITLE = ".kws-picture .kws-title, [data-testid='stPlotlyChart'] .gtitle"
+TITLE_JS = f"document.querySelector(\"{TITLE}\")?.textContent"
 
 #: (widget accessor, key, two values to alternate between) for the Spectrogram lab.
 SPECTROGRAM_MOVES = [
@@ -131,7 +132,7 @@ def browser_times(trivial_path: Path, moves: int) -> dict[str, list[float]]:
             for name, url in urls.items():
                 page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
                 page.goto(url, timeout=120_000)
-                page.wait_for_selector(f"{IDLE} [data-testid='stPlotlyChart'] .gtitle", timeout=120_000)
+                page.wait_for_selector(f"{IDLE} :is({TITLE})", timeout=120_000)
                 if name == "lab, look closer":  # a second session with "Look closer" open at its first tab
                     page.get_by_text("Look closer").first.click()
                     page.wait_for_selector(f"{IDLE} :text('worked out')", timeout=60_000)

@@ -185,6 +185,17 @@ def _heatmap(
     return go.Figure(data=[trace], layout=layout)
 
 
+def _mel_ticks(config: FeatureConfig, n_mels: int, n_ticks: int = 7, compact: bool = False) -> tuple[list[int], list[str]]:
+    """Band rows to label on a Mel axis and their labels, ``band · centre`` (``compact``: the centre)."""
+    centres = mel_centre_hz(config) if config.n_mels == n_mels else None
+    ticks = sorted({int(round(v)) for v in np.linspace(0, n_mels - 1, min(n_ticks, n_mels))})
+    if centres is None:
+        return ticks, [str(i) for i in ticks]
+    if compact:
+        return ticks, [hz_label(centres[i]) for i in ticks]
+    return ticks, [f"{i} · {hz_label(centres[i])}" for i in ticks]
+
+
 def mel_spectrogram(
     spec: torch.Tensor | np.ndarray,
     config: FeatureConfig,
@@ -205,14 +216,7 @@ def mel_spectrogram(
     """
     z = _np(spec)
     n_mels = z.shape[0]
-    centres = mel_centre_hz(config) if config.n_mels == n_mels else None
-    ticks = sorted({int(round(v)) for v in np.linspace(0, n_mels - 1, min(n_ticks, n_mels))})
-    if centres is None:
-        text = [str(i) for i in ticks]
-    elif compact:
-        text = [hz_label(centres[i]) for i in ticks]
-    else:
-        text = [f"{i} · {hz_label(centres[i])}" for i in ticks]
+    ticks, text = _mel_ticks(config, n_mels, n_ticks, compact)
     shapes, notes = mask_shapes(masks, config, z.shape[1])
     return _heatmap(
         z,
@@ -229,6 +233,93 @@ def mel_spectrogram(
         yaxis={"tickvals": ticks, "ticktext": text, "range": [-0.5, n_mels - 0.5]},
         shapes=shapes,
         annotations=notes,
+    )
+
+
+#: 256 colours of :data:`SPEC_COLORSCALE` (Magma) for pictures drawn as images (:func:`mel_picture`).
+SPEC_LUT = np.stack([
+    np.interp(np.linspace(0, 1, 256), [stop for stop, _ in SPEC_COLORSCALE],
+              [pc.unlabel_rgb(colour)[channel] for _, colour in SPEC_COLORSCALE])
+    for channel in range(3)
+], axis=1).round().astype(np.uint8)  # fmt: skip
+#: A picture (:func:`mel_picture`) keeps at most this many frames (more are max-pooled): a screen is
+#: about this many pixels wide.
+PICTURE_FRAMES = 1000
+
+
+def _nice_ticks(lo: float, hi: float, steps: Sequence[float], most: int = 6) -> list[float]:
+    """Round values between ``lo`` and ``hi``: the first of ``steps`` that gives at most ``most``."""
+    step = next((s for s in steps if (hi - lo) / s <= most), steps[-1])
+    first = np.ceil(lo / step - 1e-9) * step
+    return [round(v, 6) + 0.0 for v in np.arange(first, hi + 1e-9, step)]  # + 0.0: never "-0"
+
+
+def mel_picture(spec: torch.Tensor | np.ndarray, config: FeatureConfig, *, title: str, zrange: tuple[float, float],
+                height: int = 380, key: str = "picture") -> str:  # fmt: skip
+    """The same dB Mel spectrogram as :func:`mel_spectrogram`, as a light HTML picture for ``st.html``.
+
+    One PNG (a pixel per band and frame, scaled up without smoothing) with its axes, colour bar and
+    title as a few positioned HTML elements: about 30 elements for the browser to redraw against
+    plotly's several hundred, so a slider move costs a browser ~110 ms of CPU instead of ~265 ms
+    (``benchmarks/bench_pages.py``), which 30 Chromium tabs on one class server feel (issue #12). No
+    hover: the page offers the plotly figure for that. The wrapper carries ``data-key``,
+    ``data-shape`` (bands × frames before pooling) and ``data-db`` (the lowest and highest dB value).
+    """
+    import base64
+    import html
+    import io
+
+    from PIL import Image
+
+    raw = _np(spec)
+    n_mels, n_frames = raw.shape
+    z, k = _pool_time(raw, n_mels * PICTURE_FRAMES)
+    lo, hi = zrange
+    level = np.clip((z - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+    rgb = SPEC_LUT[np.round(level[::-1] * 255).astype(np.int64)]  # band 0 at the bottom
+    png = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(png, format="PNG", compress_level=1)
+    src = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+
+    seconds = n_frames * config.hop_length / config.sample_rate  # each frame a cell centred on its time
+    dx = config.hop_length / config.sample_rate
+    x_left, x_span = -dx / 2, seconds
+    band_rows, band_text = _mel_ticks(config, n_mels)
+    label = max((len(t) for t in band_text), default=2)
+    small, big = font(12), font(14)
+
+    def at(pos: str, percent: float, text: str, extra: str = "") -> str:
+        shift = "translateY(50%)" if pos == "bottom" else "translateX(-50%)"
+        return (f'<span style="position:absolute;{pos}:{percent:.3f}%;transform:{shift};white-space:nowrap;'
+                f'{extra}">{html.escape(text)}</span>')  # fmt: skip
+
+    y_labels = "".join(at("bottom", 100 * (r + 0.5) / n_mels, t, "right:4px") for r, t in zip(band_rows, band_text))
+    x_labels = "".join(at("left", 100 * (t - x_left) / x_span, f"{t:g}") for t in
+                       _nice_ticks(0.0, seconds, [0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10]) if t <= x_left + x_span)  # fmt: skip
+    db_labels = "".join(at("bottom", 100 * (v - lo) / max(hi - lo, 1e-9), f"{v:g}", "left:16px") for v in
+                        _nice_ticks(lo, hi, [1, 2, 5, 10, 20, 25, 50, 100]))  # fmt: skip
+    stops = ", ".join(f"{colour} {100 * stop:.1f}%" for stop, colour in SPEC_COLORSCALE)
+    pooled = (f" <span style='font-size:{font(11)}px'>(shown as the max of every {k} frames)</span>" if k > 1 else "")
+    plot_h = max(height - 40 - 2 * round(small * 1.5), 80)
+    cell = "position:relative"
+    return (
+        f'<div class="kws-picture" data-key="{html.escape(key)}" data-shape="{n_mels}x{n_frames}" '
+        f'data-db="{float(raw.min()):.3f},{float(raw.max()):.3f}" style="font-size:{small}px;line-height:1.2;'
+        f'color:rgb(42,63,95)">'
+        f'<div class="kws-title" style="font-size:{big}px;margin:4px 0 10px;color:rgb(42,63,95)">{html.escape(title)}{pooled}</div>'
+        f'<div style="display:grid;grid-template-columns:{round(small * 1.4)}px {label * 0.62:.1f}em 1fr 62px;'
+        f'grid-template-rows:{plot_h}px {round(small * 1.6)}px auto">'
+        f'<div style="writing-mode:vertical-rl;transform:rotate(180deg);text-align:center;white-space:nowrap">'
+        f"Mel band (centre frequency)</div>"
+        f'<div style="{cell}">{y_labels}</div>'
+        f'<img src="{src}" alt="{html.escape(title)}" title="{n_mels} Mel bands × {n_frames} frames" '
+        f'style="width:100%;height:{plot_h}px;display:block;image-rendering:pixelated">'
+        f'<div style="{cell};margin-left:8px"><div style="position:absolute;left:0;top:0;bottom:0;width:12px;'
+        f'background:linear-gradient(to top, {stops})"></div>{db_labels}'
+        f'<span style="position:absolute;left:0;top:-1.5em">dB</span></div>'
+        f'<div></div><div></div><div style="{cell}">{x_labels}</div><div></div>'
+        f'<div></div><div></div><div style="text-align:center">Time (s)</div><div></div>'
+        "</div></div>"
     )
 
 

@@ -69,7 +69,10 @@ def sample_rate(config: dict) -> int | None:
 
 
 def front_end_text(config: dict) -> str:
-    """``40 Mel · 512/480/160`` (n_fft/window/hop) for the CNN, ``raw waveform`` for the M-models."""
+    """``40 Mel · 512/480/160`` (n_fft/window/hop) for the CNN, ``speech embedding`` for the transfer
+    model (its own fixed 32-band log-Mel front end), ``raw waveform`` for the M-models."""
+    if config.get("model") == "embed":
+        return "speech embedding"
     if not is_mel(config):
         return "raw waveform"
     f = _features(config)

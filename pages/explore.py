@@ -103,4 +103,4 @@ elif info.speakers["testing"]:
         + "."
     )
 
-code_view.show(snippets.explore_code(root, clip.clip_id, clip.split), key="explore_code")
+code_view.show(lambda: snippets.explore_code(root, clip.clip_id, clip.split), key="explore_code")

@@ -51,6 +51,9 @@ MESSAGE = "runs_message"
 EXPERIMENT = "runs_experiment"
 PLAN = "runs_exp_plan"  #: the experiment planned in the form, waiting for "Queue these runs"
 PER_PAGE = 4
+#: The views of one run (tabs, key VIEW): only the open one is built.
+VIEWS = ["Confusion matrix and accuracy per word", "Misclassified test clips"]
+VIEW = "runs_view"
 
 
 def percent(x) -> float | None:
@@ -333,19 +336,26 @@ def one_run(infos: list) -> None:
             elif info.state == "succeeded":
                 st.warning("This run has no readable report.json: its evaluation cannot be shown.")
         else:
+            # Only the open view is built: the mistakes' players and pictures (about ten figures) wait
+            # for their tab, so a visit to Runs stays light for a class's browsers (issue #12).
+            views = st.tabs(VIEWS, key=VIEW, on_change="rerun")
             try:
-                a, b = st.columns([1.1, 1], gap="medium")
-                names = [display_label(label) for label in report["labels"]]  # _unknown_ -> "another word"
-                a.plotly_chart(plots.confusion_matrix(report["confusion"], names), key="runs_confusion")
-                b.plotly_chart(
-                    plots.per_class_accuracy({display_label(k): v for k, v in report["per_class_accuracy"].items()},
-                                             {display_label(k): v for k, v in (report.get("per_class_total") or {}).items()},
-                                             report.get("accuracy"), height=460),
-                    key="runs_per_class",
-                )  # fmt: skip
-                if report.get("no_keyword"):  # a model with _unknown_/_silence_: "no keyword" is a result
-                    st.caption(no_keyword_text(report["no_keyword"]))
-                mistakes(info, report)
+                if views[0].open:
+                    with views[0]:
+                        a, b = st.columns([1.1, 1], gap="medium")
+                        names = [display_label(label) for label in report["labels"]]  # _unknown_ -> "another word"
+                        a.plotly_chart(plots.confusion_matrix(report["confusion"], names), key="runs_confusion")
+                        b.plotly_chart(
+                            plots.per_class_accuracy({display_label(k): v for k, v in report["per_class_accuracy"].items()},
+                                                     {display_label(k): v for k, v in (report.get("per_class_total") or {}).items()},
+                                                     report.get("accuracy"), height=460),
+                            key="runs_per_class",
+                        )  # fmt: skip
+                        if report.get("no_keyword"):  # a model with _unknown_/_silence_: "no keyword" is a result
+                            st.caption(no_keyword_text(report["no_keyword"]))
+                if views[1].open:
+                    with views[1]:
+                        mistakes(info, report)
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 st.error(f"This run's report.json is damaged ({type(exc).__name__}: {exc}).")
     if info.state == "succeeded":
@@ -353,13 +363,16 @@ def one_run(infos: list) -> None:
             cross_eval.show(info)
         with st.expander("Streaming: false alarms per hour, DET curve", icon=":material/graphic_eq:"):
             streaming_view.show(info)
-    with st.expander("Log"):
-        text = jobs.read_log(info.path, max_chars=30_000)
-        st.code(text or "(no log yet)", language="text", height=320)
-    with st.expander("Configuration"):
-        st.json(config or {}, expanded=1)
+    # Built when opened (each opening reruns the page): hidden, they would still be sent and drawn.
+    with st.expander("Log", key="runs_log", on_change="rerun") as box:
+        if box.open:
+            text = jobs.read_log(info.path, max_chars=30_000)
+            st.code(text or "(no log yet)", language="text", height=320)
+    with st.expander("Configuration", key="runs_config", on_change="rerun") as box:
+        if box.open:
+            st.json(config or {}, expanded=1)
     if config:
-        code_view.show(snippets.runs_code(info.path, config), key="runs_code")
+        code_view.show(lambda: snippets.runs_code(info.path, config), key="runs_code")
         try:
             notebook = notebook_json(run_notebook(info.path))
         except (KwsError, OSError) as exc:

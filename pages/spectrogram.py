@@ -41,6 +41,7 @@ from kwscore.features import (
 ss = st.session_state
 PINNED = "spec_pinned"  #: settings the student pinned as "yours" for Default vs yours
 LOOK = "spec_look"  #: the "Look closer" expander (closed at first: its contents are built when opened)
+HOVER = "spec_hover"  #: the main picture as an interactive plotly chart instead of a light picture
 EDITOR = FeatureEditor("spec")
 #: A clip's identity for the caches: (file, modification time). Its waveform is passed unhashed.
 ClipKey = tuple[str, float]
@@ -66,6 +67,15 @@ def figure(clip_key: ClipKey, _waveform: torch.Tensor, config: FeatureConfig, ti
     draw = plots.mel_spectrogram if kind == "mel" else plots.linear_spectrogram
     return draw(spec, config, title=title.format(rows=spec.shape[0], frames=spec.shape[1]),
                 zrange=plots.z_range(spec, top_db=config.top_db), height=height)  # fmt: skip
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def picture(clip_key: ClipKey, _waveform: torch.Tensor, config: FeatureConfig, title: str, *,
+            height: int = 380, font_scale: float = 1.0) -> str:  # fmt: skip
+    """The main picture as light HTML (:func:`dashboard.plots.mel_picture`), shared by every session."""
+    spec = spectrum(clip_key, _waveform, config)
+    return plots.mel_picture(spec, config, title=title.format(rows=spec.shape[0], frames=spec.shape[1]),
+                             zrange=plots.z_range(spec, top_db=config.top_db), height=height, key="spec_main")  # fmt: skip
 
 
 st.title("Spectrogram lab")
@@ -124,19 +134,27 @@ def lab(clip: Clip, waveform: torch.Tensor, font_scale: float) -> None:
             if lesson:
                 st.info(f"**Lesson:** {lesson}", icon=":material/school:")
             frames = config.frames_for(n_samples)
-            st.plotly_chart(
-                mel(display, f"dB Mel spectrogram of “{clip.word}”: {{rows}} Mel bands × {{frames}} frames", 380),
-                key="spec_main",
-                # No plotly mode bar on the picture redrawn at every slider move (hover, drag-to-zoom and
-                # double-click-to-reset still work): rebuilding it took ~75 of ~320 ms per key press
-                # in Chromium on the loaded 2-core machine (issue #12 profile).
-                config={"displayModeBar": False},
-            )
-            st.caption(
+            title = f"dB Mel spectrogram of “{clip.word}”: {{rows}} Mel bands × {{frames}} frames"
+            if ss.get(HOVER):
+                st.plotly_chart(
+                    mel(display, title, 380),
+                    key="spec_main",
+                    # No plotly mode bar on the picture redrawn at every slider move (hover, drag-to-zoom
+                    # and double-click-to-reset still work): rebuilding it took ~75 of ~320 ms per key
+                    # press in Chromium on the loaded 2-core machine (issue #12 profile).
+                    config={"displayModeBar": False},
+                )
+            else:
+                st.html(picture(key, waveform, display, title, font_scale=font_scale))
+            cap, hover = st.columns([3, 1], vertical_alignment="center")
+            cap.caption(
                 f"`mel_db(waveform, config)`: `[1, {n_samples}]` → `[{config.n_mels}, {frames}]`. "
                 "Colours are dB (10·log10 of the energy). The model then normalises each clip to zero mean "
                 "and unit variance."
             )
+            hover.toggle("Hover for values", key=HOVER, persist_state="session",
+                         help="An interactive chart: point at a cell to read its time, band and dB, drag to zoom. "
+                         "Each slider move then takes the browser about twice the work.")  # fmt: skip
         if numbers is not None:
             n = numbers
             # Two rows of three as three columns of two: 10 elements to send and redraw, not 14.

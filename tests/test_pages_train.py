@@ -260,6 +260,11 @@ def test_launch_a_tiny_run_watch_it_then_study_and_delete_it_on_the_runs_page(kw
     assert saved["name"] == "m5 at 16 kHz" and saved["notes"] == "4 channels are enough here"
     renamed = at.dataframe[0].value
     assert renamed[renamed["run id"] == run_id].iloc[0]["name"] == "m5 at 16 kHz"
+    assert not at.code and not at.json, "the log, the configuration and the code are built when opened"
+    for box in ("runs_log", "runs_config", "runs_code"):
+        at.session_state[box] = True
+    at.run()
+    assert at.json and json.loads(at.json[0].value)["model"] and any(c.language == "text" for c in at.code)
     code = next(c.value for c in at.code if "evaluate(" in c.value)
     assert run_id in code
     (download,) = [d for d in at.get("download_button") if "notebook" in d.proto.label]
@@ -274,6 +279,11 @@ def test_launch_a_tiny_run_watch_it_then_study_and_delete_it_on_the_runs_page(kw
     (per_class,) = charts(at, "runs_per_class")
     assert per_class["data"][0]["type"] == "bar" and len(per_class["data"][0]["x"]) == n_labels
     assert charts(at, "runs_cmp_acc"), "the newest finished run of each model is compared by default"
+    assert not charts(at, "runs_mis_top_0"), "the mistakes wait for their tab"
+    at.session_state["runs_view"] = "Misclassified test clips"
+    at.run()
+    assert not at.exception and not charts(at, "runs_confusion"), "only the open view is built"
+    assert any(md.value.startswith("#### Misclassified test clips") for md in at.markdown)
     if test_accuracy < 1:
         assert charts(at, "runs_mis_spec_0") and charts(at, "runs_mis_top_0")
         assert at.get("audio"), "misclassified clips can be played"

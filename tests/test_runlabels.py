@@ -42,6 +42,7 @@ def test_settings_in_words():
     words = settings(cfg("cnn", features={"n_fft": 400, "win_length": 400, "hop_length": 200, "n_mels": 128}))
     assert words["rate"] == "16 kHz" and words["front end"] == "128 Mel · 400/400/200"
     assert settings(cfg("m5tutorial"))["rate"] == "8 kHz" and settings(cfg())["front end"] == "raw waveform"
+    assert settings(cfg("embed"))["front end"] == "speech embedding"  # not a raw-waveform model
     assert settings({})["model"] == "?"  # a damaged config still gives words
 
 

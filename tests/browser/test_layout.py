@@ -64,10 +64,11 @@ def test_projector_mode_makes_text_and_figures_larger(small, server):
     open_page(small, server, "spectrogram")
 
     def sizes():
-        small.locator(".js-plotly-plot .gtitle").first.wait_for()  # the figures are drawn after the script ends
+        small.locator(".kws-picture .kws-title").first.wait_for()  # the lab's picture (its title, ticks and axes)
         return small.evaluate("""() => [parseFloat(getComputedStyle(document.documentElement).fontSize),
             parseFloat(getComputedStyle(document.querySelector('[data-testid="stCaptionContainer"]')).fontSize),
-            parseFloat(getComputedStyle(document.querySelector('.js-plotly-plot .gtitle')).fontSize)]""")
+            parseFloat(getComputedStyle(document.querySelector('.kws-picture .kws-title')).fontSize),
+            parseFloat(getComputedStyle(document.querySelector('.kws-picture')).fontSize)]""")
 
     before = sizes()
     small.locator("[data-testid='stSidebar'] label", has_text="Projector mode").click()

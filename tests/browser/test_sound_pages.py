@@ -21,7 +21,9 @@ def test_page_loads_without_errors(page, server, path):
 
 def test_spectrogram_slider_by_keyboard_redraws(page, server):
     open_page(page, server, "spectrogram")
-    heatmap = page.locator("[data-testid='stPlotlyChart']").first
+    heatmap = page.locator(".kws-picture[data-key='spec_main']")
+    expect(heatmap.locator(".kws-title")).to_contain_text("40 Mel bands × 101 frames")
+    assert heatmap.locator("img").evaluate("img => img.complete && img.naturalWidth") == 101  # a pixel per frame
     before = heatmap.inner_html()
     model_input = page.locator("[data-testid='stMetric']", has_text="Model input").locator("[data-testid='stMetricValue']")
     shape_before = model_input.inner_text()
@@ -33,6 +35,15 @@ def test_spectrogram_slider_by_keyboard_redraws(page, server):
         expect(model_input).to_have_text(re.compile(rf"{n_mels}\s*×\s*101"))
         wait_idle(page)
     assert heatmap.inner_html() != before
+    expect(heatmap.locator(".kws-title")).to_contain_text("43 Mel bands × 101 frames")
+    # "Hover for values": the interactive plotly chart instead, and the same for the next move
+    page.locator(".st-key-spec_hover label").click()
+    chart = page.locator("[data-testid='stPlotlyChart']").first
+    expect(chart.locator(".gtitle")).to_contain_text("43 Mel bands × 101 frames")
+    slider.focus()
+    slider.press("ArrowRight")
+    expect(chart.locator(".gtitle")).to_contain_text("44 Mel bands × 101 frames")
+    wait_idle(page)
     assert_clean(page)
 
 
