@@ -139,7 +139,9 @@ async def student(browser, url: str, moves: int, latencies: list[float], errors:
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
     try:
         await page.goto(f"{url}/spectrogram", timeout=PAGE_LOAD_MS)
-        await page.wait_for_selector(f"{IDLE} .kws-picture", timeout=PAGE_LOAD_MS)
+        # loaded = the lab's numbers are drawn (they come after its picture) and the script is idle
+        await page.wait_for_function(f"() => ({MODEL_INPUT_JS}) && document.querySelector(\"{IDLE}\")",
+                                     timeout=PAGE_LOAD_MS)
         for i in range(moves):
             if browsing and i and i % 3 == 0:
                 shape = await page.evaluate(MODEL_INPUT_JS)
@@ -211,6 +213,56 @@ async def round_of(url: str, sessions: int, moves: int, pid: int, ramp: float = 
     return latencies, errors, wall, peak[0]
 
 
+#: Loaded into the server only (``sitecustomize`` on its PYTHONPATH): logs how long each script run
+#: of every session takes, page or fragment, from the server's side (``<epoch s> <ms> <kind>`` lines).
+RERUN_LOG = """
+import os, threading, time
+from streamlit.runtime.scriptrunner import script_runner as _sr
+
+_PATH, _LOCK, _RUN = os.environ["KWS_BENCH_RERUNS"], threading.Lock(), _sr.ScriptRunner._run_script
+
+def _timed(self, rerun_data):
+    t0 = time.perf_counter()
+    try:
+        return _RUN(self, rerun_data)
+    finally:
+        line = f"{time.time():.3f} {(time.perf_counter() - t0) * 1000:.1f} {'fragment' if rerun_data.fragment_id_queue else 'page'}\\n"
+        with _LOCK, open(_PATH, "a") as log:
+            log.write(line)
+
+_sr.ScriptRunner._run_script = _timed
+"""
+
+
+def timed_server(data: Path, runs: Path, folder: Path) -> tuple[Server, Path]:
+    """A dashboard server whose script runs are timed into the returned log (see :data:`RERUN_LOG`)."""
+    hook = folder / "rerun-hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(RERUN_LOG)
+    log = folder / "reruns.log"
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "KWS_BENCH_RERUNS")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), saved["PYTHONPATH"]]))
+    os.environ["KWS_BENCH_RERUNS"] = str(log)
+    try:
+        return Server(data, runs), log
+    finally:  # the hook is for the server only, not for the trainings started later
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def reruns_between(log: Path, t0: float, t1: float) -> dict[str, list[float]]:
+    """Script-run durations (ms) by kind ("page", "fragment") logged between epoch times t0 and t1."""
+    found: dict[str, list[float]] = {"page": [], "fragment": []}
+    for line in log.read_text().splitlines() if log.exists() else []:
+        when, ms, kind = line.split()
+        if t0 <= float(when) <= t1:
+            found[kind].append(float(ms))
+    return found
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -241,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.mkdir(parents=True)
         generate(data / "synthetic", default_params())
         n_clips = sum(1 for _ in (data / "synthetic").rglob("*_nohash_*.wav"))
-        server = Server(data, runs)
+        server, rerun_log = timed_server(data, runs, Path(tmp))
         chromium = chromium_at(args.browser_nice, Path(tmp))
         try:
             single, single_err, _, _ = asyncio.run(round_of(server.url, 1, args.moves * 2, server.proc.pid,
@@ -262,10 +314,12 @@ def main(argv: list[str] | None = None) -> int:
             load_before = Path("/proc/loadavg").read_text().split()[:3]
             cpu = CpuMeter()
             cpu.start()
+            t_start = time.time()
             many, many_err, wall, rss_peak = asyncio.run(
                 round_of(server.url, args.sessions, args.moves, server.proc.pid, args.ramp, chromium, args.think, cpu)
             )
             used = cpu.stop()
+            server_runs = reruns_between(rerun_log, t_start, time.time())
             rss_after = rss_mb(server.proc.pid)
             load_after = Path("/proc/loadavg").read_text().split()[:3]
             states = [jobs.refresh_status(r, runs).get("state") for r in run_ids]
@@ -305,6 +359,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         + f"\nThe server used {used.get('server', 0.0) / max(len(many), 1) * 1000:.0f} ms of CPU per timed slider move "
         "(its navigation reruns, the page loads and the live-run polling included).\n"
+    )
+    frag, pages_ = server_runs["fragment"], server_runs["page"]
+    body += (
+        f"\nOn the server's side (its script runs, timed inside the server: what a class server adds whatever "
+        f"computers the students use): {len(frag)} fragment reruns (the lab's slider moves; also the Runs table's 2-s refresh while a student is there), p50 {pct(frag, 50):.0f} ms, "
+        f"p95 {pct(frag, 95):.0f} ms, max {max(frag, default=float('nan')):.0f} ms; {len(pages_)} page runs (loads, "
+        f"page changes, polling), p50 {pct(pages_, 50):.0f} ms, p95 {pct(pages_, 95):.0f} ms.\n"
     )
     if errors:
         body += "\nErrors:\n" + "\n".join(f"- {e}" for e in errors[:20]) + "\n"

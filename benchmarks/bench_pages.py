@@ -4,7 +4,7 @@
 
 In the browser (what a student waits for): two `streamlit run` servers, the dashboard and the
 trivial page (written to a temporary file), one headless Chromium. Key press on the n_mels slider
-(ArrowRight / ArrowLeft) -> the chart's title shows the new value and the app is idle
+(ArrowRight / ArrowLeft) -> the picture's (the floor: the chart's) title shows the new value and the app is idle
 (``data-test-script-state='notRunning'``), the same on the floor page's slider, and on the lab in a
 second session with "Look closer" open; the pages take turns, so all are measured under the same
 load in one run. The ratio lab / floor, the lab as a student first sees it, is the goal (issue #12:
