@@ -1,6 +1,7 @@
 """Full Speech Commands on a laptop: memory and time of data preparation at 10k / 50k / 105,829 clips.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_cache.py [--sizes 10000,50000,105829] [--no-save]
+    nice -n 10 .venv/bin/python benchmarks/bench_cache.py [--sizes 10000,50000,105829]
+                                                          [--epoch-models cnn,m5,embed] [--no-save]
 
 Writes a dataset as large as the full Speech Commands v0.02 (105,829 one-second 16-kHz 16-bit clips,
 35 words, speaker-disjoint validation/testing lists, about 3.4 GB) into a temporary folder, derived
@@ -11,7 +12,7 @@ absent), and deletes it afterwards. Then, each in a fresh child process (peak RS
   cache (16-bit samples);
 - **prepare CNN**: ``training_data.prepare_data`` of the CNN recipe on all 35 words — the training and
   validation splits a run holds in memory;
-- **epoch CNN / epoch M5** (on the largest size up to 50k training clips): ``prepare_data`` plus one
+- **epoch CNN / M5 / EMBED** (on the largest size up to 50k training clips): ``prepare_data`` plus one
   training epoch of the recipe (its batch size, augmentation and threads) on the CPU.
 
 Target (issue 12): 105,829 clips in at most 4 GB of peak RAM. Before the 16-bit cache a run held
@@ -205,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         "--tmp", default=tempfile.gettempdir(), help="where the generated dataset goes (deleted after)"
     )
     ap.add_argument("--keep", help="write the dataset to (or reuse it from) this folder and keep it")
+    ap.add_argument("--epoch-models", default="cnn,m5,embed", help="recipes for the one-epoch rows (comma-separated)")
     ap.add_argument("--no-memory", action="store_true", help="only the one-epoch rows")
     ap.add_argument("--kinds", default="cache,prepare cnn", help="memory rows to measure (comma-separated)")
     ap.add_argument("--no-save", action="store_true", help="print only, do not append to RESULTS.md")
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(rows[-1], flush=True)
         if args.epoch_clips:
             n = max(sizes)
-            for kind in ("epoch cnn", "epoch m5"):
+            for kind in (f"epoch {m}" for m in args.epoch_models.split(",")):
                 r = run_child(kind, roots[n], args.epoch_clips)
                 epoch_rows.append(
                     f"| {kind.split()[-1].upper()} | {r['n_train']:,} | {r['prep_s']:.1f} | {r['epoch_s']:.1f} | "

@@ -156,10 +156,12 @@ async def student(browser, url: str, moves: int, latencies: list[float], errors:
             before = await page.evaluate(MODEL_INPUT_JS)
             t0 = time.perf_counter()
             await slider_.press("ArrowRight" if i % 4 < 2 else "ArrowLeft")
-            # redrawn = the model-input shape (n_mels × frames) changed and the script is idle again
+            # redrawn = a new model-input shape (n_mels × frames) is drawn and the script is idle again (a
+            # metric that is briefly not in the page while it is redrawn does not count as the new one)
             await page.wait_for_function(
-                f"b => ({MODEL_INPUT_JS}) !== b && document.querySelector(\"{IDLE}\")", arg=before, timeout=120_000
-            )
+                f"b => {{ const v = {MODEL_INPUT_JS}; return v && v !== b && document.querySelector(\"{IDLE}\") }}",
+                arg=before, timeout=120_000,
+            )  # fmt: skip
             latencies.append((time.perf_counter() - t0) * 1000)
         if await page.locator("[data-testid='stException']").count():
             errors.append("exception element on the page")

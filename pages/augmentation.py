@@ -419,5 +419,5 @@ with table_box:
         "lab”; its default stays the model's tuned recipe."
     )
 
-code_view.show(snippets.augmentation_code(recipe.to_dict(), clip.path, root, seed, honour_p, features, ORDER),
+code_view.show(lambda: snippets.augmentation_code(recipe.to_dict(), clip.path, root, seed, honour_p, features, ORDER),
                key="aug_code")

@@ -71,4 +71,4 @@ with st.expander("Where KWS Studio keeps things"):
     )
 
 if info is not None:
-    code_view.show(snippets.pipeline_code(info.root, feature_editor.feature_config()), key="home_code")
+    code_view.show(lambda: snippets.pipeline_code(info.root, feature_editor.feature_config()), key="home_code")

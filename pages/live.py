@@ -66,7 +66,7 @@ with right:
     st.markdown("**Heard so far** (newest first)")
     list_slot = st.empty()
 state_slot = st.empty()  # "press Start" or "listening": one slot, so no stale message stays while listening
-code_view.show(snippets.live_code(info.path, cfg.to_dict(), (info.config or {}).get("data")), key="live_code")
+code_view.show(lambda: snippets.live_code(info.path, cfg.to_dict(), (info.config or {}).get("data")), key="live_code")
 
 key = (run_id, cfg)
 session = ss.get("live_session")

@@ -153,7 +153,7 @@ def show_code(parent=None) -> None:
     pending = ss.get(PENDING)
     newest = list_takes(root, word) if word and word in word_folders(root) else []
     take = "recording.wav" if pending else (newest[-1].path if newest else None)
-    code_view.show(snippets.record_code(root, take, word or "yes", name.strip() or "Ada", parent.path if parent else None,
+    code_view.show(lambda: snippets.record_code(root, take, word or "yes", name.strip() or "Ada", parent.path if parent else None,
                                         run_views.runs_root()),
                    key="rec_code", download=(pending["bytes"], "recording.wav") if pending else None)  # fmt: skip
 

@@ -421,7 +421,7 @@ with summary:
             ss.setdefault(SESSION_RUNS, []).append(run_id)
             ss[WATCH] = run_id
     if config is not None and labels and described is not None:
-        code_view.show(snippets.train_code(config.to_dict(), len(labels), list(described["input_shape"])), key="tr_code")
+        code_view.show(lambda: snippets.train_code(config.to_dict(), len(labels), list(described["input_shape"])), key="tr_code")
 
 # -- the live run --------------------------------------------------------------------------------
 

@@ -249,7 +249,7 @@ def listen() -> None:
     else:
         show_stream(result, cfg, truth)
     file_name = name if "." in name[-5:] else "recording.wav"  # the microphone's take is a WAV
-    code_view.show(snippets.try_it_code(info.path, file_name, result.kind, threshold, cfg.to_dict(),
+    code_view.show(lambda: snippets.try_it_code(info.path, file_name, result.kind, threshold, cfg.to_dict(),
                                         long=(ui_try.recording_seconds(data) or 0.0) > ui_try.LONG_S),
                    key="try_code", download=(data, file_name) if len(data) <= 20 * 2**20 else None)  # fmt: skip
 

@@ -64,4 +64,4 @@ for item in worksheet(config, runs, dataset):
         else:
             st.caption("Do it on the linked page: your result appears here.")
 
-code_view.show(snippets.worksheet_code(config), key="ws_code")
+code_view.show(lambda: snippets.worksheet_code(config), key="ws_code")
