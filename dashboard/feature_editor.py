@@ -242,7 +242,10 @@ class FeatureEditor:
                 st.button(text, key=f"{self.prefix}_preset_{name}", on_click=self.load_preset, args=(name,),
                           width="stretch", help=PRESET_TITLES[name], disabled=preset_name(c) == name)  # fmt: skip
         power2 = c.n_fft & (c.n_fft - 1) == 0
-        _set(self.keys["n_fft"], min(max(int(ss[self.keys["n_fft"]]), N_FFT_RANGE[0]), N_FFT_RANGE[1]))
+        # Written on every run, unlike the sliders: with the value sent along, a number input that the
+        # browser draws afresh starts from it. Without it, it started from its minimum (16) and sent
+        # that back, which bench_classroom caught under load: n_fft 16 on the next slider move.
+        ss[self.keys["n_fft"]] = min(max(int(ss[self.keys["n_fft"]]), N_FFT_RANGE[0]), N_FFT_RANGE[1])
         st.number_input(
             f"n_fft: {c.n_fft}-point FFT → {c.n_freqs} bins",
             min_value=N_FFT_RANGE[0], max_value=N_FFT_RANGE[1], step=1, key=self.keys["n_fft"],
