@@ -293,7 +293,7 @@ def mel_picture(spec: torch.Tensor | np.ndarray, config: FeatureConfig, *, title
         return (f'<span style="position:absolute;{pos}:{percent:.3f}%;transform:{shift};white-space:nowrap;'
                 f'{extra}">{html.escape(text)}</span>')  # fmt: skip
 
-    y_labels = "".join(at("bottom", 100 * (r + 0.5) / n_mels, t, "right:4px") for r, t in zip(band_rows, band_text))
+    y_labels = "".join(at("bottom", 100 * (r + 0.5) / n_mels, t, "right:4px") for r, t in zip(band_rows, band_text, strict=True))
     x_labels = "".join(at("left", 100 * (t - x_left) / x_span, f"{t:g}") for t in
                        _nice_ticks(0.0, seconds, [0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10]) if t <= x_left + x_span)  # fmt: skip
     db_labels = "".join(at("bottom", 100 * (v - lo) / max(hi - lo, 1e-9), f"{v:g}", "left:16px") for v in

@@ -355,6 +355,20 @@ def _lower_priority() -> None:
             os.nice(min(increment, 39))
         except OSError:  # not allowed here: train at the same priority
             pass
+    if increment > 0:
+        _lower_session_priority(min(increment, 19))
+
+
+def _lower_session_priority(nice: int) -> None:
+    """Linux's autogroups share the CPU between sessions first and use nice only inside one, so
+    nice alone does not put a run behind the web server, which is in another session. A run shares
+    its worker's session (the worker starts in its own): that session is lowered to ``nice`` too.
+    Nothing happens where the kernel has no autogroups."""
+    try:
+        with open("/proc/self/autogroup", "w") as group:
+            group.write(str(nice))
+    except OSError:  # no autogroups here, or not allowed
+        pass
 
 
 # ============================================================================================

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -257,6 +258,9 @@ def test_a_background_run_trains_at_a_lower_cpu_priority(runs, small_synth):
         return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
 
     assert nice(status["pid"]) == min(19, nice(worker) + 10), (nice(status["pid"]), nice(worker))
+    if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1":  # sessions share the CPU first
+        group = Path(f"/proc/{status['pid']}/autogroup").read_text()
+        assert group.split()[-1] == "10" and group != Path("/proc/self/autogroup").read_text(), group
     assert status["host"] and status.get("claimed_by", "").endswith(f"/{worker}")
     assert jobs.cancel(run_id, runs, user="ana") in ("running", "cancelled")
     deadline = time.monotonic() + 30

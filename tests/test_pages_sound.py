@@ -244,6 +244,18 @@ def test_the_main_picture_is_light_and_hover_gives_the_interactive_chart(kws_env
     assert np.abs(levels - shown).max() <= 1, "the picture shows the chart's values in the same colours"
 
 
+def test_n_fft_is_sent_with_its_value_on_every_move(kws_env):
+    """A number input that the browser draws afresh starts from the value sent with it, else from its
+    default, the minimum 16, which it then sends back as the student's choice. That happened under
+    load (bench_classroom: the lab showed n_fft 16 and an error after a hop move), so n_fft's value
+    goes with every run, not only when it changed."""
+    at = open_page("spectrogram")
+    for key, value in (("spec_n_mels", 41), ("spec_hop", 161)):
+        at.slider(key=key).set_value(value).run()
+        n_fft = at.number_input(key="spec_n_fft")
+        assert n_fft.proto.set_value and n_fft.proto.value == 512 and n_fft.proto.default == 16, key
+
+
 def test_torchaudio_defaults_preset_and_the_empty_band_lesson(kws_env):
     at = open_page("spectrogram")
     at.button(key="spec_preset_torchaudio").click().run()
