@@ -260,9 +260,9 @@ def mel_picture(spec: torch.Tensor | np.ndarray, config: FeatureConfig, *, title
 
     One PNG (a pixel per band and frame, scaled up without smoothing) with its axes, colour bar and
     title as a few positioned HTML elements: about 30 elements for the browser to redraw against
-    plotly's several hundred, so a slider move costs a browser ~110 ms of CPU instead of ~265 ms
-    (``benchmarks/bench_pages.py``), which 30 Chromium tabs on one class server feel (issue #12). No
-    hover: the page offers the plotly figure for that. The wrapper carries ``data-key``,
+    plotly's several hundred. A Spectrogram-lab key press cost Chromium 190 ms of CPU with it and
+    310 ms with the plotly chart (``benchmarks/bench_pages.py``, one run), which 30 tabs on one class
+    server feel (issue #12). No hover: the page offers the plotly figure for that. The wrapper carries ``data-key``,
     ``data-shape`` (bands × frames before pooling) and ``data-db`` (the lowest and highest dB value).
     """
     import base64

@@ -8,8 +8,9 @@ its six numbers), not the navigation, the sidebar, the clip picker or the clip's
 browser redraws only what that sends. The picture itself is light HTML (one PNG with its axes,
 :func:`dashboard.plots.mel_picture`): a browser redraws it with less than half the work of a plotly
 heatmap; "Hover for values" swaps in the interactive plotly chart. What is not needed to see the
-change waits until it is asked for: "Look closer" (the worked-out numbers and four side views, only the open tab computed) and the
-PyTorch code are collapsed expanders whose contents are built when opened. Spectrograms are cached
+change waits until it is asked for: "Look closer" (the worked-out numbers and four side views, only
+the open tab computed) and the PyTorch code are collapsed expanders whose contents are built when
+opened. Spectrograms are cached
 per clip and settings for every session (``st.cache_data``: arrays copy cheaply); the plotly figures
 built from them are shared objects (``st.cache_resource``: a cached Figure copied back out of
 ``st.cache_data`` costs ~45 ms to unpickle, 5x more than building it). ``benchmarks/bench_pages.py``

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 def test_full_path_train_watch_compare_try(page, server):
     # 1. the embedded data is there (generated on first start) and the Spectrogram lab draws it
     open_page(page, server, "spectrogram")
-    page.locator("[data-testid='stPlotlyChart']").first.wait_for()
+    page.locator(".kws-picture img").first.wait_for()
     page.locator("audio").first.wait_for(state="attached")
 
     # 2. Train a tiny M5 for 1 epoch
