@@ -111,9 +111,6 @@ def key_to_idle(page: Page, slider: Locator, key: str) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
-#: Chromium's CPU time per key press (ms, all its processes, :func:`browser_times` fills it): what a
-#: student's computer spends on the redraw, and what 30 tabs on one machine share (bench_classroom).
-CPU_MS: dict[str, list[float]] = {}
 #: Seconds after each press before its CPU time is read (and the next page's press): the browser
 #: finishes drawing meanwhile. The four tabs' idle work in that time (~10 ms/s each) is counted too.
 SETTLE_S = 0.5
@@ -126,8 +123,10 @@ def browser_cpu() -> float:
     return sum(cpu for kind, cpu in cpu_by_process().values() if kind == "browser")
 
 
-def browser_times(trivial_path: Path, moves: int) -> dict[str, list[float]]:
-    """Key press -> idle in Chromium for the lab's n_mels slider and the floor page's slider, in turns."""
+def browser_times(trivial_path: Path, moves: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Key press -> idle in Chromium for the lab's n_mels slider and the floor page's slider, in turns:
+    ms per press, and Chromium's CPU ms per press (all its processes: what a student's computer spends
+    on the redraw, and what 30 tabs on one machine share in bench_classroom), by session."""
     from playwright.sync_api import sync_playwright
 
     from kwscore import paths
@@ -140,7 +139,7 @@ def browser_times(trivial_path: Path, moves: int) -> dict[str, list[float]]:
     lab_server = Server(paths.data_dir(), runs)
     floor_server = Server(paths.data_dir(), runs, script=str(trivial_path))
     times: dict[str, list[float]] = {"lab": [], "floor": [], "lab, look closer": [], "lab, hover": []}
-    cpu = CPU_MS  # Chromium's CPU time (all its processes) per key press, ms, filled in as times are
+    cpu: dict[str, list[float]] = {name: [] for name in times}
     urls = {"lab": f"{lab_server.url}/spectrogram", "floor": floor_server.url, "lab, look closer": f"{lab_server.url}/spectrogram",
             "lab, hover": f"{lab_server.url}/spectrogram"}  # fmt: skip
     try:
@@ -162,13 +161,13 @@ def browser_times(trivial_path: Path, moves: int) -> dict[str, list[float]]:
                 sliders[name] = found.first.locator("input[type='range']")
             for i in range(moves + 2):  # two warm-up moves each
                 key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
-                for name in list(times):
+                for name in times:
                     before = browser_cpu()
                     ms = key_to_idle(pages[name], sliders[name], key)
                     time.sleep(SETTLE_S)  # a chart finishes drawing after its title changed: count it here
                     if i >= 2:
                         times[name].append(ms)
-                        cpu.setdefault(name, []).append(1000.0 * (browser_cpu() - before))
+                        cpu[name].append(1000.0 * (browser_cpu() - before))
             for name, page in pages.items():
                 if page.locator("[data-testid='stException']").count():
                     raise RuntimeError(f"the {name} page shows an exception")
@@ -176,7 +175,7 @@ def browser_times(trivial_path: Path, moves: int) -> dict[str, list[float]]:
     finally:
         lab_server.stop()
         floor_server.stop()
-    return times
+    return times, cpu
 
 
 def keep_script_cache(keep: bool) -> None:
@@ -192,8 +191,8 @@ def row(name: str, times: list[float], floor: float | None) -> str:
     return f"| {name} | {med:.1f} | {p90:.1f} | {min(times):.1f} | {len(times)} | {ratio} |"
 
 
-def cpu_cell(name: str) -> str:
-    return f" {statistics.median(CPU_MS[name]):.0f} |" if CPU_MS.get(name) else " |"
+def cpu_cell(cpu: list[float]) -> str:
+    return f" {statistics.median(cpu):.0f} |"
 
 
 def main() -> None:
@@ -208,7 +207,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trivial_path = Path(tmp) / "trivial.py"
         trivial_path.write_text(TRIVIAL_PAGE)
-        browser = None if args.no_browser else browser_times(trivial_path, args.moves)
+        browser, browser_cpu_ms = browser_times(trivial_path, args.moves) if not args.no_browser else (None, {})
         for keep in (False, True):
             keep_script_cache(keep)
             how = "script cache kept" if keep else "AppTest as is"
@@ -256,12 +255,12 @@ def main() -> None:
             "",
             "| page, slider | median ms | p90 ms | fastest ms | presses | vs floor | Chromium CPU ms per press |",
             "|---|---:|---:|---:|---:|---:|---:|",
-            row("trivial one-slider plotly page (floor)", browser["floor"], None) + cpu_cell("floor"),
-            row("**Spectrogram lab, n_mels**", browser["lab"], b_floor) + cpu_cell("lab"),
+            row("trivial one-slider plotly page (floor)", browser["floor"], None) + cpu_cell(browser_cpu_ms["floor"]),
+            row("**Spectrogram lab, n_mels**", browser["lab"], b_floor) + cpu_cell(browser_cpu_ms["lab"]),
             row("Spectrogram lab, n_mels, 'Look closer' open (the numbers)", browser["lab, look closer"], b_floor)
-            + cpu_cell("lab, look closer"),
+            + cpu_cell(browser_cpu_ms["lab, look closer"]),
             row("Spectrogram lab, n_mels, 'Hover for values' on (the picture as a plotly chart)", browser["lab, hover"],
-                b_floor) + cpu_cell("lab, hover"),
+                b_floor) + cpu_cell(browser_cpu_ms["lab, hover"]),
             "",
             f"**Browser ratio lab / floor: {b_lab / b_floor:.2f}×** (goal ≤ 1.3×). Chromium CPU per press "
             f"(median, all its processes, up to {SETTLE_S:g} s after the redraw, the idle tabs included): what "

@@ -298,9 +298,9 @@ class Predictor:
     @property
     def representation(self) -> str:
         """What the network reads: ``"mel"``, ``"waveform"`` or ``"embedding"`` (:data:`kwscore.models.MODEL_INFO`)."""
-        from kwscore.models import MODEL_INFO
+        from kwscore.models import representation
 
-        return MODEL_INFO.get(self.model_name, {}).get("representation", "waveform")
+        return representation(self.model_name)
 
     @property
     def feature_config(self) -> FeatureConfig | None:

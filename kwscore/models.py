@@ -802,6 +802,11 @@ MODEL_INFO: dict[str, dict] = {
     ),
 }
 
+
+def representation(model: str | None) -> str:
+    """What model ``model`` reads: ``"mel"``, ``"waveform"`` or ``"embedding"`` (``"waveform"`` when unknown)."""
+    return MODEL_INFO.get(model or "", {}).get("representation", "waveform")
+
 MODEL_NAMES = tuple(MODEL_INFO)
 
 

@@ -58,8 +58,15 @@ def _features(config: dict) -> dict:
         return {}
 
 
+def reads(config: dict) -> str:
+    """What the run's model reads: ``"mel"``, ``"waveform"`` or ``"embedding"``."""
+    from kwscore.models import representation  # here: this module stays light (no torch) until asked
+
+    return representation(config.get("model"))
+
+
 def is_mel(config: dict) -> bool:
-    return config.get("model") == "cnn"
+    return reads(config) == "mel"
 
 
 def sample_rate(config: dict) -> int | None:
@@ -71,10 +78,8 @@ def sample_rate(config: dict) -> int | None:
 def front_end_text(config: dict) -> str:
     """``40 Mel · 512/480/160`` (n_fft/window/hop) for the CNN, ``speech embedding`` for the transfer
     model (its own fixed 32-band log-Mel front end), ``raw waveform`` for the M-models."""
-    if config.get("model") == "embed":
-        return "speech embedding"
     if not is_mel(config):
-        return "raw waveform"
+        return "speech embedding" if reads(config) == "embedding" else "raw waveform"
     f = _features(config)
     if not f:
         return "?"

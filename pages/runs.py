@@ -29,13 +29,13 @@ from kwscore import choices, experiments, jobs, runlabels, snippets
 from kwscore.errors import KwsError
 from kwscore.evaluation import no_keyword_text
 from kwscore.labels import cut_at_level, display_label
-from kwscore.models import MODEL_INFO
+from kwscore.models import representation
 from kwscore.notebook import notebook_json, run_notebook
 from kwscore.recipes import RunConfig, default_config
 from kwscore.runfiles import ACTIVE_STATES
 
 ss = st.session_state
-#: What the picture beside a mistake shows, by what the model reads (kwscore.models.MODEL_INFO).
+#: What the picture beside a mistake shows, by what the model reads (kwscore.models.representation).
 PICTURE = {
     "mel": "The picture is the model's own input: the clip's dB Mel spectrogram, normalised to zero mean and unit "
     "variance (σ).",
@@ -267,8 +267,8 @@ def mistakes(info, report: dict) -> None:
                                                    height=200)  # fmt: skip
                     fig.update_traces(showscale=False)
                 st.plotly_chart(fig, key=f"runs_mis_spec_{k}")
-    representation = MODEL_INFO.get(config.get("model"), {}).get("representation", "waveform")
-    st.caption("Top-3 guesses with their softmax probabilities: green is the true word. " + PICTURE[representation])
+    st.caption("Top-3 guesses with their softmax probabilities: green is the true word. "
+               + PICTURE[representation(config.get("model"))])
 
 
 def save_annotation(path, name_key: str, notes_key: str) -> None:

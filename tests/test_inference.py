@@ -91,15 +91,21 @@ def test_prediction_does_not_depend_on_the_file_format(predictor, embedded_data_
     """The same word at 16/22.05/44.1/48 kHz, mono or stereo, WAV/FLAC/OGG: same answer, similar
     probabilities. At 8 kHz everything above 4 kHz is gone (the "s" of "yes"), so the model may hear
     another word: the file must give what the same band-limited sound gives in memory."""
-    x = heard_clip(embedded_data_dir / "synthetic", "yes", predictor)
+    def at_8k(x):  # the same sound with everything above 4 kHz gone, in memory
+        return predictor.predict(audio.resample(audio.resample(torch.from_numpy(x).view(1, -1), SR, 8000), 8000, SR))
+
+    def clear_at_8k(x) -> bool:  # not a near-tie there, where any resampling difference flips the top word
+        (_, first), (_, second) = at_8k(x).top[:2]
+        return first - second >= 0.1
+
+    x = heard_clip(embedded_data_dir / "synthetic", "yes", predictor, keep=clear_at_8k)
     reference = predictor.predict(read_audio(as_file(x, SR, 1), "ref.wav").waveform)
     assert reference.word == "yes", reference.top[:3]
-    band_limited = audio.resample(audio.resample(torch.from_numpy(x).view(1, -1), SR, 8000), 8000, SR)
-    at_8k = predictor.predict(band_limited)
+    band_limited = at_8k(x)
     for sr, channels, fmt in [(44100, 2, "WAV"), (48000, 1, "FLAC"), (22050, 2, "OGG"), (8000, 1, "WAV")]:
         sound = read_audio(as_file(x, sr, channels, fmt), f"yes.{fmt.lower()}")
         p = predictor.predict(sound.waveform)
-        expected = at_8k if sr == 8000 else reference
+        expected = band_limited if sr == 8000 else reference
         assert p.word == expected.word, (sr, channels, fmt, p.top[:3], expected.top[:3])
         gap = float((p.probs - expected.probs).abs().max())  # every class, not only the top one
         assert gap < 0.1, (sr, channels, fmt, p.top[:3], expected.top[:3])

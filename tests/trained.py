@@ -51,10 +51,10 @@ def trained_cnn_run(data_root: Path, runs_dir: Path) -> Path:
     return target
 
 
-def heard_clip(root: Path, word: str, predictor, min_probability: float = 0.7):
+def heard_clip(root: Path, word: str, predictor, min_probability: float = 0.7, keep=None):
     """A test-split clip of ``word`` (``[16000]`` float32 numpy) that ``predictor`` hears right on its
-    own: tests of pages and file handling check those, not the small test model, whose weights vary
-    a little between processes."""
+    own (and that ``keep(clip)`` accepts, when given): tests of pages and file handling check those,
+    not the small test model, whose weights vary a little between processes."""
     from kwscore import audio
     from kwscore.data.dataset import SpeechCommands
 
@@ -62,6 +62,6 @@ def heard_clip(root: Path, word: str, predictor, min_probability: float = 0.7):
     for i in range(len(ds)):
         clip = audio.fix_length(ds.waveform(i), 16000)
         p = predictor.predict(clip)
-        if p.word == word and p.probability >= min_probability:
+        if p.word == word and p.probability >= min_probability and (keep is None or keep(clip[0].numpy())):
             return clip[0].numpy()
     raise AssertionError(f"the test model hears no test clip of {word!r} right: it is too weak")
