@@ -97,6 +97,9 @@ QUEUE_FILE = "queue.sqlite3"
 WORKER_LOCK = "worker.lock"
 WORKER_INFO = "worker.json"
 WORKER_LOG = "worker.log"
+#: How long a starting worker tries for its lock: anyone asking whether a worker is alive
+#: (:func:`worker_pid`) holds it for an instant; another worker holds it for ever.
+LOCK_WAIT_S = 2.0
 #: Held while a worker takes the next run from the queue (one claim at a time, every machine).
 CLAIM_LOCK = "claim.lock"
 #: ``claimed_by`` of a run that a command trains itself (``kwscore train`` in the foreground).
@@ -1248,6 +1251,23 @@ def _sweep(root: Path, concurrency: int, stop) -> None:
             log.warning("sweep of %s: %s", root, exc)
 
 
+def _take_worker_lock(root: Path):
+    """The worker lock of this runs folder, taken; ``None`` when another worker holds it.
+
+    It waits :data:`LOCK_WAIT_S` rather than trying once: whoever asks whether a worker is alive
+    (:func:`worker_pid`: the dashboard's sessions, ``kwscore runs``, :func:`ensure_worker` while this
+    worker starts) holds the lock for an instant, and a worker starting at that instant must not
+    step aside as if another one served the folder."""
+    from filelock import Timeout
+
+    lock = file_lock(worker_path(root, WORKER_LOCK))
+    try:
+        lock.acquire(timeout=LOCK_WAIT_S)
+    except Timeout:
+        return None
+    return lock
+
+
 def run_worker(runs_dir=None, concurrency: int | None = None) -> bool:
     """Serve the queue of this runs folder until stopped (SIGTERM, or Ctrl-C: waits for the runs).
 
@@ -1261,12 +1281,8 @@ def run_worker(runs_dir=None, concurrency: int | None = None) -> bool:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise KwsError(f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY} runs at a time, got "
                        f"{concurrency!r}. One per core (less one for the web server) is plenty.")  # fmt: skip
-    from filelock import Timeout
-
-    lock = file_lock(worker_path(root, WORKER_LOCK))  # held for the life of this process
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:  # another worker of this machine holds it
+    lock = _take_worker_lock(root)  # held for the life of this process
+    if lock is None:  # another worker of this machine holds it
         return False
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s", datefmt="%H:%M:%S")
     write_json(worker_path(root, WORKER_INFO), {

@@ -249,6 +249,30 @@ def test_a_second_worker_for_the_same_folder_steps_aside(runs_dir):
     assert jobs.stop_worker(runs_dir) and jobs.worker_pid(runs_dir) is None
 
 
+def test_a_starting_worker_waits_out_someone_asking_whether_one_is_alive(runs_dir):
+    """Every "is a worker alive?" (the dashboard's sessions, ``kwscore runs``, ``ensure_worker``
+    itself) takes the worker's lock for an instant, longer on a loaded machine. A worker starting
+    at that instant must wait for it, not step aside as if another worker served the folder (the
+    Redis queue tests once failed on exactly this); against a real worker it still steps aside."""
+    import threading
+
+    from kwscore.runfiles import file_lock
+
+    asker = file_lock(runs_dir / jobs.WORKER_LOCK)
+    asker.acquire(timeout=0)
+    threading.Timer(0.3, asker.release).start()  # a slow "is it alive?"
+    lock = jobs._take_worker_lock(runs_dir)
+    assert lock is not None and lock.is_locked
+    lock.release()
+
+    held = file_lock(runs_dir / jobs.WORKER_LOCK)  # a worker that lives on
+    held.acquire(timeout=0)
+    started = time.monotonic()
+    assert jobs._take_worker_lock(runs_dir) is None
+    assert jobs.LOCK_WAIT_S <= time.monotonic() - started < jobs.LOCK_WAIT_S + 2
+    held.release()
+
+
 # -------------------------------------------------------------------------------- hardening (issue 10)
 
 
