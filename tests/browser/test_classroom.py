@@ -141,3 +141,32 @@ def test_server_restart_while_a_run_trains(browser, embedded_data_dir, tmp_path)
     finally:
         second.stop()
         jobs.stop_worker(runs, stop_runs=True)
+
+
+def test_a_light_session_of_the_classroom_benchmark_does_what_a_browser_does(server):
+    """benchmarks/bench_classroom.py stands students in with light sessions (Streamlit's protocol,
+    no drawing): one must get its lab, see a slider move redrawn, and find its settings again after a
+    visit to Runs — else the benchmark would time nothing real."""
+    import asyncio
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from bench_classroom import LightSession
+
+    async def visit() -> tuple[str | None, str | None, str | None, list[str]]:
+        errors: list[str] = []
+        session = LightSession(server.url, errors)
+        await session.open("spectrogram")
+        try:
+            first = session.model_input()
+            moved = await session.move("n_mels", 3)
+            await session.browse("runs")
+            return first, moved, session.model_input(), errors
+        finally:
+            await session.close()
+
+    first, moved, back, errors = asyncio.run(visit())
+    assert not errors
+    bands, frames = first.split(" × ")
+    assert moved == f"{int(bands) + 3} × {frames}" and back == moved
