@@ -18,7 +18,8 @@ Two kinds of session:
 - **Light sessions** (``LightSession``): Streamlit's own protocol over the server's websocket, the
   same rerun requests a browser sends, timed until the new shape has arrived and the server says the
   run finished. They stand in for students whose browsers run on their own computers: the server
-  does all its work for them, nobody draws their page on the server's cores. Each moves by its own
+  does all its work for them (a first visit also downloads the page and its ~2 MB of scripts), nobody
+  draws their page on the server's cores. Each moves by its own
   number of steps, so their settings differ and their pictures are not in the shared cache.
 
 ``--browsers`` says how many sessions are Chromium tabs (default: all). With all 30 in Chromium the
@@ -212,9 +213,26 @@ class LightSession:
         self.page = ""  # the url path of the page shown
         self.finished = asyncio.Event()
 
+    def _download_page(self, page: str) -> int:
+        """What a browser's first visit downloads before it opens the websocket: the page and the scripts
+        and styles it names (~2 MB of Streamlit's frontend). Returns the bytes read."""
+        import re
+        import urllib.request
+
+        base = self.ws_url.replace("ws://", "http://", 1).removesuffix("/_stcore/stream")
+        with urllib.request.urlopen(f"{base}/{page}", timeout=PAGE_LOAD_MS / 1000) as reply:
+            html = reply.read()
+        total = len(html)
+        for ref in re.findall(rb'(?:src|href)="\./([^"]+\.(?:js|css))"', html):
+            with urllib.request.urlopen(f"{base}/{ref.decode()}", timeout=PAGE_LOAD_MS / 1000) as reply:
+                total += len(reply.read())
+        return total
+
     async def open(self, page: str) -> None:
         import websockets
 
+        if await asyncio.to_thread(self._download_page, page) < 100_000:
+            self.errors.append(f"the first visit of /{page} downloaded less than Streamlit's frontend")
         self.ws = await websockets.connect(self.ws_url, subprotocols=["streamlit"], max_size=None,
                                            open_timeout=PAGE_LOAD_MS / 1000)  # fmt: skip
         self.reader = asyncio.create_task(self._read())
