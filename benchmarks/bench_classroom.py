@@ -19,8 +19,8 @@ Two kinds of session:
   same rerun requests a browser sends, timed until the new shape has arrived and the server says the
   run finished. They stand in for students whose browsers run on their own computers: the server
   does all its work for them (a first visit also downloads the page and its ~2 MB of scripts), nobody
-  draws their page on the server's cores. Each moves by its own
-  number of steps, so their settings differ and their pictures are not in the shared cache.
+  draws their page on the server's cores. Each moves by its own number of steps, so their settings
+  differ and their pictures are not in the shared cache.
 
 ``--browsers`` says how many sessions are Chromium tabs (default: all). With all 30 in Chromium the
 browsers take about 90 % of the 2 cores (a Runs visit costs a tab ~2.5 s of CPU, a first load ~2.5 s)
