@@ -253,7 +253,7 @@ def show() -> None:
         getattr(st, kind)(text)
     polling = any(i.state in ACTIVE_STATES for i in run_views.all_runs())
     st.subheader("The class's runs")
-    st.fragment(class_runs, run_every="2s" if polling else None)(polling)
+    st.fragment(class_runs, run_every=ui.LIVE_REFRESH if polling else None)(polling)
     st.subheader("Class limits")
     st.caption("Checked whenever a student launches a run (Train, experiments, fine-tuning). You are never limited.")
     limits_form()

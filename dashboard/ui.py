@@ -134,6 +134,14 @@ def forget(prefix: str) -> None:
 
 # -- pages and fragments -------------------------------------------------------------------------
 
+#: How often a live view (a run's panel on Train, the runs table on Runs, an experiment, the class's
+#: runs, a fine-tuning's progress) redraws itself while something trains or waits. Each redraw costs
+#: the server a script run and every watching browser a redraw. Measured with one tab on Train while 2
+#: runs train: at 1 s the server used 0.31 s of CPU per 20 s above an idle page and the tab 5.9 s; at
+#: 2 s, 0.16 s and 4.5 s. A class of 30 watching their runs: a quarter of a server core instead of half.
+LIVE_REFRESH = "2s"
+
+
 
 def page_link(file: str, label: str, icon: str | None = None) -> None:
     """``st.page_link`` to ``pages/<file>``, drawn only when that page exists."""

@@ -83,6 +83,7 @@ def remove(root, clip_id: str) -> None:
         ss[MESSAGE] = ("error", str(exc))
 
 
+ui.count_page_run("record")
 st.title("Your own words")
 st.caption(
     "Record a few takes of a word — one of the dataset's or a new one — and keep the good ones. They are "
@@ -203,8 +204,10 @@ with c2:
 
 
 # -- your voice in a minute ------------------------------------------------------------------------
-def finetune_status(run_id: str) -> None:
-    """The fine-tuning run's progress, redrawn every second while it trains."""
+def finetune_status(run_id: str, polling: bool) -> None:
+    """The fine-tuning run's progress, redrawn every :data:`ui.LIVE_REFRESH` while it is queued or
+    trains; once it has finished the whole page is redrawn once and the polling stops."""
+    alone = ui.fragment_rerun("record", "finetune")
     path = run_views.runs_root() / run_id
     if not path.is_dir():
         st.warning(f"Run {run_id} was deleted.")
@@ -221,6 +224,8 @@ def finetune_status(run_id: str) -> None:
         ui.page_link("try_it.py", "Go to Try it", ":material/hearing:")
     else:
         st.error(f"The fine-tuning run is {info.state}: {info.error or 'see its log on Runs'}.")
+    if polling and alone and info.state not in ACTIVE_STATES:
+        st.rerun()  # it just finished: redraw the page once (its new run is a model to try), stop polling
 
 
 st.subheader("Your voice in a minute")
@@ -251,5 +256,7 @@ else:
     )
     launched = ss.get(FINETUNED)
     if launched:
-        st.fragment(finetune_status, run_every="1s")(launched)
+        launched_dir = run_views.runs_root() / launched
+        polling = launched_dir.is_dir() and run_views.run_info_safe(launched_dir).state in ACTIVE_STATES
+        st.fragment(finetune_status, run_every=ui.LIVE_REFRESH if polling else None)(launched, polling)
 show_code(parent if parents else None)

@@ -577,7 +577,7 @@ if ss.get(MESSAGE):
 
 all_infos = run_views.mine_first(run_views.all_runs(), identity.name())
 polling = any(i.state in ACTIVE_STATES for i in all_infos)
-st.fragment(runs_table, run_every="2s" if polling else None)(polling)
+st.fragment(runs_table, run_every=ui.LIVE_REFRESH if polling else None)(polling)
 
 if all_infos:
     st.divider()
@@ -603,4 +603,4 @@ if records:
         run_views.run_info_safe(run_views.runs_root() / r["run_id"]).state in ACTIVE_STATES
         for r in record["runs"] if (run_views.runs_root() / r["run_id"]).is_dir()
     )  # fmt: skip
-    st.fragment(experiment_panel, run_every="2s" if exp_active else None)(exp_id, exp_active)
+    st.fragment(experiment_panel, run_every=ui.LIVE_REFRESH if exp_active else None)(exp_id, exp_active)

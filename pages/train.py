@@ -457,11 +457,11 @@ def live_section() -> None:
         "on when the browser is closed: come back and pick it here. Everyone's runs are on the Runs page.",
     )  # fmt: skip
     polling = by_id[watch].state in ACTIVE_STATES
-    st.fragment(live_panel, run_every="1s" if polling else None)(watch, polling)
+    st.fragment(live_panel, run_every=ui.LIVE_REFRESH if polling else None)(watch, polling)
 
 
 def live_panel(run_id: str, polling: bool) -> None:
-    """Status, progress, curves and Cancel for one run; redrawn every second while it is active."""
+    """Status, progress, curves and Cancel for one run; redrawn every :data:`ui.LIVE_REFRESH` while it is active."""
     alone = ui.fragment_rerun("train", "live")
     path = run_views.runs_root() / run_id
     if not path.is_dir():
