@@ -1,7 +1,7 @@
 """Classroom load: 30 students moving Spectrogram-lab sliders and browsing while two runs train.
 
-    .venv/bin/python benchmarks/bench_classroom.py [--sessions 30] [--browsers N] [--moves 8] [--runs 2]
-                                                   [--think 4] [--browser-nice 0] [--no-save]
+    .venv/bin/python benchmarks/bench_classroom.py [--sessions 30] [--browsers N] [--watchers 0] [--moves 8]
+                                                   [--runs 2] [--think 4] [--browser-nice 0] [--no-save]
 
 One `streamlit run dashboard/app.py` server and N student sessions. Each session opens the
 Spectrogram lab and moves the n_mels / hop sliders; every third move the student browses (Explore or
@@ -21,6 +21,9 @@ Two kinds of session:
   does all its work for them (a first visit also downloads the page and its ~2 MB of scripts), nobody
   draws their page on the server's cores. Each moves by its own number of steps, so their settings
   differ and their pictures are not in the shared cache.
+
+``--watchers`` adds students who watch a run on the Train page meanwhile: light sessions that rerun
+its live panel whenever the server's timer asks (``run_every``), as a browser does.
 
 ``--browsers`` says how many sessions are Chromium tabs (default: all). With all 30 in Chromium the
 browsers take about 90 % of the 2 cores (a Runs visit costs a tab ~2.5 s of CPU, a first load ~2.5 s)
@@ -203,9 +206,13 @@ class LightSession:
     "script finished"), so the server does exactly the work it does for a browser. What it skips is
     drawing the page: a student's own computer does that, not the class server."""
 
-    def __init__(self, url: str, errors: list[str]) -> None:
+    def __init__(self, url: str, errors: list[str], follow_timers: bool = False) -> None:
         self.ws_url = url.replace("http://", "ws://", 1) + "/_stcore/stream"
         self.errors = errors
+        self.follow_timers = follow_timers  # rerun timed fragments as a browser does (see _timer)
+        self.timers: dict[str, asyncio.Task] = {}
+        self.timed_runs = 0  # script runs finished (with follow_timers: the timed fragments' reruns)
+        self.send_lock = asyncio.Lock()
         self.values: dict[str, list[float]] = {}  # slider id -> the value this "browser" shows
         self.sliders: dict[str, tuple[str, float, float, float, str]] = {}  # id -> label, min, max, step, fragment
         self.metrics: dict[str, str] = {}
@@ -240,8 +247,27 @@ class LightSession:
         await self.rerun(page_name=page, timeout=PAGE_LOAD_MS / 1000)
 
     async def close(self) -> None:
+        for task in self.timers.values():
+            task.cancel()
         await self.ws.close()
         self.reader.cancel()
+
+    async def _send(self, msg) -> None:
+        async with self.send_lock:
+            await self.ws.send(msg.SerializeToString())
+
+    async def _timer(self, fragment: str, interval: float) -> None:
+        """A fragment with ``run_every`` (the Train page's live run panel): the server asks the browser
+        to rerun it every ``interval`` s, and the browser does, until told to stop."""
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        while True:
+            await asyncio.sleep(interval)
+            msg = BackMsg()
+            msg.rerun_script.page_script_hash = self.pages.get(self.page, "")
+            msg.rerun_script.fragment_id = fragment
+            msg.rerun_script.is_auto_rerun = True
+            await self._send(msg)
 
     async def _read(self) -> None:
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -264,7 +290,15 @@ class LightSession:
                     self.errors.append(f"exception element: {element.exception.message[:200]}")
             elif kind == "navigation":
                 self.pages = {p.url_pathname: p.page_script_hash for p in msg.navigation.app_pages}
+            elif kind == "auto_rerun" and self.follow_timers and msg.auto_rerun.fragment_id not in self.timers:
+                self.timers[msg.auto_rerun.fragment_id] = asyncio.create_task(
+                    self._timer(msg.auto_rerun.fragment_id, msg.auto_rerun.interval))
+            elif kind == "stop_auto_rerun":
+                for fragment in msg.stop_auto_rerun.fragment_ids:
+                    if fragment in self.timers:
+                        self.timers.pop(fragment).cancel()
             elif kind == "script_finished" and msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                self.timed_runs += 1
                 self.finished.set()
 
     async def rerun(self, page_name: str = "", page_hash: str = "", widget: tuple[str, list[float]] | None = None,
@@ -283,7 +317,7 @@ class LightSession:
             entry.id = widget[0]
             entry.double_array_value.data.extend(widget[1])
         self.finished.clear()
-        await self.ws.send(msg.SerializeToString())
+        await self._send(msg)
         await asyncio.wait_for(self.finished.wait(), timeout)
 
     def model_input(self) -> str | None:
@@ -342,6 +376,26 @@ async def light_student(url: str, moves: int, latencies: list[float], errors: li
             await session.close()
 
 
+async def watcher(url: str, errors: list[str], done: asyncio.Event, redraws: list[int], delay: float = 0.0) -> None:
+    """A student watching their run on the Train page until the others are done: the live panel
+    redraws itself every few seconds (a light session that follows the server's timers)."""
+    await asyncio.sleep(delay)
+    session = LightSession(url, errors, follow_timers=True)
+    try:
+        await session.open("train")
+        if not session.timers:
+            await asyncio.sleep(5)  # the first timer request comes with the page
+        if not session.timers:
+            errors.append("watcher: the Train page's live panel does not redraw itself (no run to watch?)")
+        await done.wait()
+        redraws.append(session.timed_runs - 1)  # the page's own first run is not a redraw
+    except Exception as exc:  # noqa: BLE001 - a benchmark counts failures instead of stopping
+        errors.append(f"watcher: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    finally:
+        if hasattr(session, "ws"):
+            await session.close()
+
+
 def chromium_at(nice: int, folder: Path) -> str:
     """The Chromium to launch: Debian's, or a wrapper that starts it ``nice`` steps below normal priority.
 
@@ -361,11 +415,13 @@ def chromium_at(nice: int, folder: Path) -> str:
 
 
 async def round_of(url: str, sessions: int, moves: int, pid: int, ramp: float = 0.0, chromium: str = CHROMIUM,
-                   think: float = 0.0, cpu: CpuMeter | None = None, browsers: int | None = None) -> dict:  # fmt: skip
+                   think: float = 0.0, cpu: CpuMeter | None = None, browsers: int | None = None,
+                   watchers: int = 0) -> dict:  # fmt: skip
     """N students, arriving evenly over ``ramp`` seconds, ``browsers`` of them (spread evenly; default
-    all) in Chromium tabs, the others as :class:`LightSession`. Returns the latencies of each kind
-    (``"browser"``, ``"light"``), the errors, the wall seconds and the server's peak RSS (MiB).
-    ``cpu`` is sampled meanwhile."""
+    all) in Chromium tabs, the others as :class:`LightSession`; plus ``watchers`` students watching
+    their run on Train meanwhile (:func:`watcher`). Returns the latencies of each kind (``"browser"``,
+    ``"light"``), the errors, the wall seconds, the server's peak RSS (MiB) and the watchers'
+    redraws. ``cpu`` is sampled meanwhile."""
     from playwright.async_api import async_playwright
 
     browsers = sessions if browsers is None else browsers
@@ -385,7 +441,10 @@ async def round_of(url: str, sessions: int, moves: int, pid: int, ramp: float = 
         browser = None
         if in_browser:
             browser = await p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        watcher = asyncio.create_task(watch_memory())
+        memory = asyncio.create_task(watch_memory())
+        done, redraws = asyncio.Event(), []
+        watching = [asyncio.create_task(watcher(url, errors, done, redraws, delay=i * ramp / max(watchers, 1)))
+                    for i in range(watchers)]  # fmt: skip
         t0 = time.perf_counter()
         await asyncio.gather(*(
             student(browser, url, moves, latencies["browser"], errors, delay=i * ramp / sessions, think=think)
@@ -394,10 +453,12 @@ async def round_of(url: str, sessions: int, moves: int, pid: int, ramp: float = 
             for i in range(sessions)
         ))  # fmt: skip
         wall = time.perf_counter() - t0
-        watcher.cancel()
+        done.set()
+        await asyncio.gather(*watching)
+        memory.cancel()
         if browser is not None:
             await browser.close()
-    return {"latencies": latencies, "errors": errors, "wall": wall, "rss_peak": peak[0]}
+    return {"latencies": latencies, "errors": errors, "wall": wall, "rss_peak": peak[0], "redraws": redraws}
 
 
 #: Loaded into the server only (``sitecustomize`` on its PYTHONPATH): logs how long each script run
@@ -472,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="how many of the sessions are Chromium tabs (default: all); the others speak Streamlit's "
                     "protocol without drawing the page (LightSession), as if their browsers ran on the students' "
                     "own computers")  # fmt: skip
+    ap.add_argument("--watchers", type=int, default=0,
+                    help="more students, watching a run on the Train page meanwhile (light sessions that redraw "
+                    "its live panel whenever the server's timer asks, as a browser does)")  # fmt: skip
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
 
@@ -507,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu.start()
             t_start = time.time()
             crowd = asyncio.run(round_of(server.url, args.sessions, args.moves, server.proc.pid, args.ramp, chromium,
-                                         args.think, cpu, browsers=args.browsers))  # fmt: skip
+                                         args.think, cpu, browsers=args.browsers, watchers=args.watchers))  # fmt: skip
             used = cpu.stop()
             server_runs = reruns_between(rerun_log, t_start, time.time())
             rss_after = rss_mb(server.proc.pid)
@@ -536,7 +600,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{n_tabs} in Chromium tabs on the same 2 cores (nice {args.browser_nice}) and {args.sessions - n_tabs} "
               "as light sessions (Streamlit's protocol over the websocket, the same reruns without drawing the page, "
               "as if their browsers ran on their own computers)")
-           + " (the server at nice 0, trainings at +10), ")  # fmt: skip
+           + " (the server at nice 0, trainings at +10), "
+           + (f"and {args.watchers} more watching a run on the Train page meanwhile (light sessions whose live "
+              f"panel redraws itself: {sum(crowd['redraws'])} redraws), " if args.watchers else ""))  # fmt: skip
     body = (
         f"{machine()}.\n\nOne server on the embedded dataset ({n_clips:,} clips), Spectrogram lab, key press → page idle "
         f"(checked every {POLL_MS} ms; light sessions: rerun sent → the new shape received and the run finished), "
