@@ -142,7 +142,6 @@ def forget(prefix: str) -> None:
 LIVE_REFRESH = "2s"
 
 
-
 def page_link(file: str, label: str, icon: str | None = None) -> None:
     """``st.page_link`` to ``pages/<file>``, drawn only when that page exists."""
     path = PAGES_DIR / file
